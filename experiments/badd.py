@@ -1,0 +1,17 @@
+"""Neural GPU, binary addition (badd), at the paper's settings.
+
+Train (CPU or accelerator):
+  python -m ngpu_jax.main --config=experiments/badd.py --workdir=/tmp/ngpu/badd
+Smoke form (seconds):
+  python -m ngpu_jax.main --config=experiments/badd.py:smoke --workdir=/tmp/ngpu/badd_smoke
+Evaluate at 20-, 200- and 2000-bit operand lengths:
+  python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/badd --lengths=41,401,4001
+
+Expected result. The paper: error-free on 2000-bit operands after training on up to 20 bits.
+"""
+
+from ngpu_jax import configlib
+
+
+def get_config(arg: str | None = None):
+  return configlib.get_config_for("badd", arg)

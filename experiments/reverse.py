@@ -1,0 +1,17 @@
+"""Neural GPU, reverse (reverse), at the paper's settings.
+
+Train (CPU or accelerator):
+  python -m ngpu_jax.main --config=experiments/reverse.py --workdir=/tmp/ngpu/reverse
+Smoke form (seconds):
+  python -m ngpu_jax.main --config=experiments/reverse.py:smoke --workdir=/tmp/ngpu/reverse_smoke
+Evaluate at 20-, 200- and 2000-bit operand lengths:
+  python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/reverse --lengths=41,401,4001
+
+Expected result. The paper: generalizes to long inputs.
+"""
+
+from ngpu_jax import configlib
+
+
+def get_config(arg: str | None = None):
+  return configlib.get_config_for("reverse", arg)

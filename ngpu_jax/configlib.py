@@ -1,0 +1,152 @@
+"""The base config shared by every experiment, its smoke form, and validation.
+
+Experiment files (experiments/*.py) start from `base(task)` and change what
+their experiment needs; `smoke(config)` shrinks any of them to a run of seconds.
+"""
+
+import ml_collections
+
+# Fields a resumed run may change without being a different experiment.
+RESUMABLE_CHANGES = ("num_steps", "log_every", "eval", "final_eval", "stop_when_solved",
+                     "checkpoint_every", "keep_checkpoints")
+
+
+def base(task: str) -> ml_collections.ConfigDict:
+  """The paper's model and training settings for `task`."""
+  c = ml_collections.ConfigDict()
+  c.task = task            # a name from ngpu_jax.tasks.TASKS
+  c.seed = 0               # seeds the parameters, the data stream, dropout and noise
+  c.batch_size = 32        # global batch, split over all devices of all processes
+  c.num_steps = 30_000     # training steps (the run may stop earlier, see stop_when_solved)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.maps = 24        # M: maps (channels) of the mental image
+  c.model.rows = 4         # H: rows of the mental image; the input is written into row 0
+  c.model.layers = 2       # L: CGRU layers in one step, each with its own kernels
+  c.model.cutoff = 1.2     # gates are clip(cutoff * sigmoid(x) - (cutoff - 1) / 2, 0, 1)
+  c.model.dropout = 0.15   # state dropout at width 8; the rate used is dropout * 8 / width
+  c.model.conv_impl = "auto"  # 'hybrid' (CPU), 'xla' (GPU/TPU), 'im2col', or 'auto' for the backend's
+  c.model.remat = True     # rematerialise each step in the backward pass (memory / W)
+
+  c.relax = ml_collections.ConfigDict()
+  c.relax.copies = 6       # R copies of the step parameters; step t uses copy t % R; 1 = plain sharing
+  c.relax.pull_start = 0.0005  # initial weight of sum_k ||theta_k - mean||^2
+  c.relax.pull_factor = 1.2    # pull x this at each window that meets the curriculum criterion
+  c.relax.pull_max = 0.1       # from here on such windows average the copies instead
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.learning_rate = 1e-3
+  c.optim.adam_eps = 1e-4      # the reference's eps; optax's default 1e-8 is much smaller
+  c.optim.clip_norm = 1.0      # global-norm gradient clipping
+  c.optim.lr_decay = 0.98      # lr x this when a window's loss is worse than the last 3 windows'
+  c.optim.noise_scale = 0.0    # gradient noise: scale * sqrt(seq_err / (t+1)^0.55); 0 = off
+
+  c.curriculum = ml_collections.ConfigDict()
+  c.curriculum.min_length = 3      # shortest training length
+  c.curriculum.start_length = 6    # curriculum length at step 0
+  c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
+  c.curriculum.threshold = 0.15    # advance when a window's training sequence error is below this
+  c.curriculum.window = 200        # steps per decision window (curriculum, pull, lr decay)
+  c.curriculum.p_recent = 0.6      # probability of the second U{min, cur} draw
+  c.curriculum.p_full = 0.25       # probability of a U{min, max_length} draw
+
+  # Widths that batches are padded to: one compiled step per bucket in use.
+  c.buckets = (8, 12, 16, 20, 24, 28, 32, 36, 41, 48, 64)
+
+  c.log_every = 100            # steps between console lines and train lines in metrics.jsonl
+  c.checkpoint_every = 1000    # steps between orbax checkpoints
+  c.keep_checkpoints = 3       # newest checkpoints kept
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 1000          # steps between evaluations during training
+  c.eval.lengths = (41,)       # lengths evaluated during training
+  c.eval.examples = 128        # fresh random examples per length
+  c.eval.batch_size = 64       # examples per forward pass (memory bound at long lengths)
+
+  c.final_eval = ml_collections.ConfigDict()
+  c.final_eval.lengths = (41, 401)  # evaluated once when training ends
+  c.final_eval.examples = 128
+
+  c.stop_when_solved = True    # stop once the curriculum is done and eval.lengths are error-free
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A tiny version of any experiment: seconds on 2 CPU cores, same code paths."""
+  c.num_steps = 60
+  c.batch_size = 8
+  c.model.maps = 8
+  c.curriculum.max_length = min(c.curriculum.max_length, 12)
+  c.curriculum.start_length = min(c.curriculum.start_length, c.curriculum.max_length)
+  c.curriculum.window = 20
+  c.buckets = (8, 12)
+  c.log_every = 10
+  c.checkpoint_every = 20
+  c.eval.every = 30
+  c.eval.lengths = (12,)
+  c.eval.examples = 16
+  c.eval.batch_size = 16
+  c.final_eval.lengths = (12, 24)
+  c.final_eval.examples = 16
+  c.stop_when_solved = False
+  return c
+
+
+def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
+  """What an experiment file's get_config does: base(task), smoke form on 'smoke'."""
+  c = base(task)
+  return smoke(c) if arg == "smoke" else c
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Raises ValueError with one line per problem, before anything is compiled."""
+  from ngpu_jax import cgru, tasks  # pylint: disable=g-import-not-at-top
+  errors = []
+
+  def need(ok, msg):
+    if not ok:
+      errors.append(msg)
+
+  need(c.task in tasks.TASKS, f"task: unknown task {c.task!r}; known: {', '.join(sorted(tasks.TASKS))}")
+  for name in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+    need(isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}")
+  m, cur = c.model, c.curriculum
+  for name in ("maps", "rows", "layers"):
+    need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
+  need(m.cutoff >= 1.0, f"model.cutoff: must be >= 1, got {m.cutoff}")
+  need(0.0 <= m.dropout < 1.0, f"model.dropout: must be in [0, 1), got {m.dropout}")
+  need(m.conv_impl in cgru.CONV_IMPLS, f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}")
+  need(isinstance(c.relax.copies, int) and c.relax.copies >= 1, f"relax.copies: must be an int >= 1, got {c.relax.copies!r}")
+  need(c.relax.pull_start >= 0 and c.relax.pull_factor >= 1.0 and c.relax.pull_max >= c.relax.pull_start,
+       "relax: need pull_start >= 0, pull_factor >= 1, pull_max >= pull_start")
+  o = c.optim
+  need(o.learning_rate > 0, f"optim.learning_rate: must be > 0, got {o.learning_rate}")
+  need(o.adam_eps > 0, f"optim.adam_eps: must be > 0, got {o.adam_eps}")
+  need(o.clip_norm > 0, f"optim.clip_norm: must be > 0, got {o.clip_norm}")
+  need(0 < o.lr_decay <= 1, f"optim.lr_decay: must be in (0, 1], got {o.lr_decay}")
+  need(o.noise_scale >= 0, f"optim.noise_scale: must be >= 0, got {o.noise_scale}")
+  buckets = tuple(c.buckets)
+  need(len(buckets) > 0 and all(isinstance(b, int) and b > 0 for b in buckets),
+       f"buckets: must be positive ints, got {buckets!r}")
+  if c.task in tasks.TASKS:
+    need(cur.min_length >= tasks.TASKS[c.task].min_length,
+         f"curriculum.min_length: {cur.min_length} is below the shortest {c.task} problem "
+         f"({tasks.TASKS[c.task].min_length})")
+  need(cur.min_length <= cur.start_length <= cur.max_length,
+       f"curriculum: need min_length <= start_length <= max_length, got "
+       f"{cur.min_length}, {cur.start_length}, {cur.max_length}")
+  if buckets and all(isinstance(b, int) for b in buckets):
+    need(cur.max_length <= max(buckets),
+         f"curriculum.max_length: {cur.max_length} is above the largest bucket {max(buckets)}")
+  need(0 < cur.threshold <= 1, f"curriculum.threshold: must be in (0, 1], got {cur.threshold}")
+  need(isinstance(cur.window, int) and cur.window > 0, f"curriculum.window: must be a positive int, got {cur.window!r}")
+  need(0 <= cur.p_recent <= 1 and 0 <= cur.p_full <= 1, "curriculum: p_recent and p_full must be probabilities")
+  for group in ("eval", "final_eval"):
+    lengths = tuple(c[group].lengths)
+    need(all(isinstance(n, int) and n >= cur.min_length for n in lengths),
+         f"{group}.lengths: must be ints >= curriculum.min_length, got {lengths!r}")
+    need(c[group].examples > 0, f"{group}.examples: must be positive")
+  need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
+  need(c.eval.every > 0, "eval.every: must be positive")
+  if errors:
+    raise ValueError("invalid config:\n  " + "\n  ".join(errors))

@@ -1,0 +1,100 @@
+"""Errors per length, on fresh random problems; and the evaluate command.
+
+  python -m ngpu_jax.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
+
+prints a table and appends eval lines to DIR/metrics.jsonl.
+"""
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from ngpu_jax import data, parallel, tasks
+
+
+def batch_size_for(requested: int, num_devices: int) -> int:
+  """A batch size that splits evenly over the devices."""
+  return max(num_devices, (requested // num_devices) * num_devices)
+
+
+def evaluate_lengths(eval_step, params, task: tasks.Task, mesh, lengths: Sequence[int],
+                     examples: int, batch_size: int, seed: int) -> dict[int, dict]:
+  """{length: {seq_error, symbol_error, examples}} over ALL output cells.
+
+  Problems come from a stream of their own per (seed, length), so the same
+  command scores the same problems. Batches are padded with extra problems to
+  the device count; only `examples` of them are counted.
+  """
+  ndev = mesh.devices.size
+  bs = batch_size_for(batch_size, ndev)
+  results = {}
+  for length in lengths:
+    rng = data.eval_rng(seed, length)
+    seq = sym = total = seen = 0
+    while seen < examples:
+      b = data.make_batch(task, rng, bs, length, length)
+      take = min(bs, examples - seen)
+      # Rows of length 0 count nothing (empty mask), so the last batch can be
+      # filled up to the device multiple without changing the figures.
+      b.n_B[take:] = 0
+      m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
+      seq += int(m["seq_wrong"])
+      sym += int(m["sym_wrong"])
+      total += int(m["sym_total"])
+      seen += take
+    results[int(length)] = {"seq_error": seq / seen, "symbol_error": sym / max(total, 1),
+                            "examples": seen}
+  return results
+
+
+def format_table(results: dict[int, dict], task_name: str) -> str:
+  rows = [f"{'length':>7} {'operand digits':>14} {'examples':>8} {'seq_error':>10} {'symbol_error':>12}"]
+  for length, r in sorted(results.items()):
+    digits = (length - 1) // 2 if task_name in tasks.ARITHMETIC else "-"
+    rows.append(f"{length:>7} {digits!s:>14} {r['examples']:>8} {r['seq_error']:>10.4f} "
+                f"{r['symbol_error']:>12.6f}")
+  return "\n".join(rows)
+
+
+def define_flags():
+  """The command's flags (defined on demand: train.py imports this module too)."""
+  flags.DEFINE_string("workdir", None, "Run directory holding config.json and checkpoints.")
+  flags.DEFINE_list("lengths", ["41", "401"], "Input lengths to evaluate (401 = 200-bit operands).")
+  flags.DEFINE_integer("examples", 128, "Fresh random problems per length.")
+  flags.DEFINE_integer("batch_size", 0, "Problems per forward pass (0: the config's eval.batch_size).")
+  flags.DEFINE_integer("seed", 1234, "Seed of the evaluation problems.")
+  flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  from ngpu_jax import report, runs  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  report.quiet_absl_logging()
+  try:
+    lengths = [int(x) for x in f.lengths]
+  except ValueError:
+    report.fail(f"--lengths must be integers, got {f.lengths}")
+  try:
+    loaded = runs.load_run(f.workdir)
+  except (ValueError, FileNotFoundError) as e:
+    report.fail(f"{e}")
+  config, task = loaded.config, loaded.task
+  bad = [n for n in lengths if n < task.min_length]
+  if bad:
+    report.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
+  results = evaluate_lengths(loaded.eval_step, loaded.params, task, loaded.mesh, lengths,
+                             f.examples, f.batch_size or config.eval.batch_size, f.seed)
+  print(f"{task.name} at step {loaded.step} ({f.workdir})")
+  print(format_table(results, task.name))
+  reporter = report.Reporter(f.workdir, parallel.is_main_process())
+  for length, r in results.items():
+    reporter.write("eval", loaded.step, {"eval_length": length, **r, "source": "evaluate"})
+  reporter.close()
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,121 @@
+"""The Neural GPU: init(key, ...) -> params and apply(params, x_BxW, n_B) -> logits_BxWxC.
+
+Params are a plain dict pytree:
+  embed        VxM     symbol embeddings (row 0, the blank, is held at zero)
+  embed_proj   {k: MxM, b: M}     1x1 conv from the embedding into row 0 of the state
+  steps        {gates_k: RxLx3x3xMx2M, gates_b: RxLx2M, cand_k: RxLx3x3xMxM, cand_b: RxLxM}
+               R relaxation copies of the L CGRU layers of one step; step t uses copy t % R
+  readout      {k: MxC, b: C}     1x1 conv from row 0 to the output classes
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ngpu_jax import cgru
+
+Params = dict[str, Any]
+
+EMBED_SCALE = 1.7    # embeddings start uniform in (-1.7, 1.7)
+KERNEL_SCALE = 1.8   # kernels start uniform in +-1.8 * sqrt(3 / fan_in)
+
+
+def _uniform(key, shape, fan_in):
+  limit = KERNEL_SCALE * (3.0 / fan_in) ** 0.5
+  return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
+
+
+def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: int,
+         relax_copies: int) -> Params:
+  """Fresh parameters; every relaxation copy starts from the same draw."""
+  m, k = maps, jax.random.split(key, 5)
+  embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
+  one = {
+      "gates_k": _uniform(k[2], (layers, 3, 3, m, 2 * m), 9 * m),
+      "gates_b": jnp.zeros((layers, 2 * m)),
+      "cand_k": _uniform(k[3], (layers, 3, 3, m, m), 9 * m),
+      "cand_b": jnp.zeros((layers, m)),
+  }
+  return {
+      "embed": embed.at[0].set(0.0),
+      "embed_proj": {"k": _uniform(k[1], (m, m), m), "b": jnp.zeros((m,))},
+      "steps": jax.tree.map(lambda a: jnp.broadcast_to(a, (relax_copies,) + a.shape), one),
+      "readout": {"k": _uniform(k[4], (m, n_classes), m), "b": jnp.zeros((n_classes,))},
+  }
+
+
+def count_params(params: Params) -> int:
+  return sum(int(a.size) for a in jax.tree.leaves(params))
+
+
+def _dropout(key, s, rate):
+  keep = 1.0 - rate
+  return jnp.where(jax.random.bernoulli(key, keep, s.shape), s / keep, 0.0)
+
+
+def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
+          cutoff: float = 1.2, conv_impl: str = "auto", dropout_rate: float = 0.0,
+          dropout_key: jax.Array | None = None, remat: bool = True) -> jax.Array:
+  """Logits after each example's own n steps (n_B <= W), read from row 0.
+
+  The scan runs W steps (the padded width); example b's output is captured
+  after step n_B[b], so padding the batch changes no example's answer.
+  """
+  b, w = x_BxW.shape
+  steps = params["steps"]
+  relax_copies = jax.tree.leaves(steps)[0].shape[0]
+  maps = params["embed"].shape[1]
+  impl = cgru.resolve_conv_impl(conv_impl)
+  mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
+  mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(jnp.float32)
+
+  embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
+  e_BxWxM = jnp.tanh(embed[x_BxW]) @ params["embed_proj"]["k"] + params["embed_proj"]["b"]
+  s_BxWxHxM = jnp.zeros((b, w, rows, maps), jnp.float32).at[:, :, 0, :].set(e_BxWxM)
+  s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
+
+  use_dropout = dropout_rate > 0.0 and dropout_key is not None
+
+  def body(carry, t):
+    s, out_BxWxM = carry
+    if use_dropout:  # on the initial state and between steps
+      s = _dropout(jax.random.fold_in(dropout_key, t), s, dropout_rate)
+    p_layers = jax.tree.map(lambda a: a[t % relax_copies], steps)
+    s = cgru.step(p_layers, s, mask_BxWx1x1, cutoff=cutoff, impl=impl)
+    done_Bx1x1 = (t + 1 == n_B)[:, None, None]
+    out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
+    return (s, out_BxWxM), None
+
+  if remat:
+    body = jax.checkpoint(body)
+  out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
+  (_, out_BxWxM), _ = jax.lax.scan(body, (s_BxWxHxM, out0_BxWxM), jnp.arange(w))
+  return out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
+
+
+def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):
+  """Cross-entropy over active columns / (B * W), and errors over ALL active cells.
+
+  Blank is a real class: a digit where blank is expected counts as an error.
+  Returns (loss, metrics) with metrics holding per-batch sums so that callers
+  can aggregate across batches exactly.
+  """
+  b, w, _ = logits_BxWxC.shape
+  mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
+  logp_BxWxC = jax.nn.log_softmax(logits_BxWxC)
+  nll_BxW = -jnp.take_along_axis(logp_BxWxC, y_BxW[..., None], axis=-1)[..., 0]
+  loss = jnp.sum(nll_BxW * mask_BxW) / (b * w)
+  wrong_BxW = (jnp.argmax(logits_BxWxC, -1) != y_BxW) & mask_BxW
+  metrics = {
+      "seq_wrong": jnp.sum(jnp.any(wrong_BxW, axis=1)),
+      "sym_wrong": jnp.sum(wrong_BxW),
+      "sym_total": jnp.sum(mask_BxW),
+      "examples": jnp.asarray(b),
+  }
+  return loss, metrics
+
+
+def dropout_rate_for(width: int, dropout: float) -> float:
+  """The reference scales dropout inversely with the padded length: dropout * 8 / W."""
+  return dropout * 8.0 / width

@@ -1,0 +1,78 @@
+"""Host-side training schedule: curriculum length, relaxation pull, learning-rate decay.
+
+All decisions are taken at the end of each window of `window` steps from the
+training statistics of the global batch, so they are the same whatever the
+number of devices or processes. The state is a small JSON-able dataclass that
+is saved with every checkpoint.
+"""
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class Schedule:
+  cur_length: int                 # curriculum: longest length drawn (besides the full-length look)
+  pull: float                     # relaxation penalty weight
+  window_seq_wrong: int = 0       # training sequences wrong in the current window
+  window_examples: int = 0        # training sequences seen in the current window
+  window_loss_sum: float = 0.0
+  window_steps: int = 0
+  last_seq_error: float = 1.0     # sequence error of the last full window (drives the noise)
+  recent_losses: list[float] = dataclasses.field(default_factory=list)  # last 3 window losses
+  averaged: int = 0               # how many times the copies were replaced by their mean
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, d: dict[str, Any]) -> "Schedule":
+    return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """What the end of a window asks the trainer to do."""
+  seq_error: float
+  loss: float
+  advanced: bool       # curriculum length went up
+  pull_raised: bool
+  average: bool        # replace every relaxation copy by the mean
+  decay_lr: bool       # multiply the learning rate by the decay factor
+
+
+def record(sched: Schedule, seq_wrong: int, examples: int, loss: float) -> None:
+  sched.window_seq_wrong += int(seq_wrong)
+  sched.window_examples += int(examples)
+  sched.window_loss_sum += float(loss)
+  sched.window_steps += 1
+
+
+def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_factor: float,
+               pull_max: float, relax: bool) -> Decision:
+  """Applies the reference's rules and resets the window.
+
+  When the window's sequence error is below `threshold` (the curriculum criterion):
+  the curriculum advances by one (until max_length), and the pull is multiplied by
+  pull_factor until it reaches pull_max, after which each such window averages
+  the copies instead. The learning rate decays when the window's loss is worse
+  than each of the last three windows' losses.
+  """
+  seq_error = sched.window_seq_wrong / max(sched.window_examples, 1)
+  loss = sched.window_loss_sum / max(sched.window_steps, 1)
+  ok = seq_error < threshold
+  advanced = ok and sched.cur_length < max_length
+  if advanced:
+    sched.cur_length += 1
+  pull_raised = ok and relax and sched.pull < pull_max
+  average = ok and relax and not pull_raised
+  if pull_raised:
+    sched.pull = min(sched.pull * pull_factor, pull_max)
+  if average:
+    sched.averaged += 1
+  decay_lr = len(sched.recent_losses) >= 3 and loss > max(sched.recent_losses[-3:])
+  sched.recent_losses = (sched.recent_losses + [loss])[-3:]
+  sched.last_seq_error = seq_error
+  sched.window_seq_wrong = sched.window_examples = sched.window_steps = 0
+  sched.window_loss_sum = 0.0
+  return Decision(seq_error, loss, advanced, pull_raised, average, decay_lr)

@@ -1,0 +1,115 @@
+"""Jitted functions of a run: init, train step, eval step, window adjustments.
+
+Each is compiled once per input width (bucket) with params replicated and the
+batch split over the mesh's 'data' axis.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+
+from ngpu_jax import model, optim, parallel, relax, tasks
+
+
+class TrainState(struct.PyTreeNode):
+  step: jax.Array
+  params: model.Params
+  opt_state: optax.OptState
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+  o = config.optim
+  return optim.make_optimizer(learning_rate=o.learning_rate, adam_eps=o.adam_eps,
+                              clip_norm=o.clip_norm, noise_scale=o.noise_scale,
+                              seed=config.seed + 1)
+
+
+def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Params:
+  return model.init(jax.random.key(config.seed), n_symbols=task.n_symbols,
+                    n_classes=task.n_classes, maps=config.model.maps,
+                    layers=config.model.layers, relax_copies=config.relax.copies)
+
+
+def init_state(config, task, optimizer, mesh) -> TrainState:
+  """The step-0 state, created directly with replicated sharding."""
+  def init():
+    params = init_params(config, task)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optimizer.init(params))
+  return jax.jit(init, out_shardings=parallel.replicated(mesh))()
+
+
+def abstract_state(config, task, optimizer, mesh) -> TrainState:
+  """Shapes and shardings of the state, without computing it (a restore target)."""
+  shapes = jax.eval_shape(lambda: TrainState(
+      step=jnp.zeros((), jnp.int32), params=init_params(config, task),
+      opt_state=optimizer.init(init_params(config, task))))
+  repl = parallel.replicated(mesh)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
+
+
+def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False):
+  width = x_BxW.shape[1]
+  m = config.model
+  return model.apply(
+      params, x_BxW, n_B, rows=m.rows, cutoff=m.cutoff, conv_impl=m.conv_impl,
+      dropout_rate=model.dropout_rate_for(width, m.dropout) if train else 0.0,
+      dropout_key=dropout_key, remat=m.remat and train)
+
+
+def make_train_step(config, optimizer, mesh):
+  """(state, x_BxW, y_BxW, n_B, pull, seq_error) -> (state, metrics)."""
+  base_key = jax.random.key(config.seed + 2)
+  use_relax = config.relax.copies > 1
+
+  def loss_fn(params, x_BxW, y_BxW, n_B, pull, dropout_key):
+    logits = _forward(config, params, x_BxW, n_B, dropout_key, train=True)
+    loss, metrics = model.loss_and_metrics(logits, y_BxW, n_B)
+    total = loss + pull * relax.penalty(params["steps"]) if use_relax else loss
+    return total, (loss, metrics)
+
+  def train_step(state, x_BxW, y_BxW, n_B, pull, seq_error):
+    dropout_key = jax.random.fold_in(base_key, state.step)
+    grads, (loss, metrics) = jax.grad(loss_fn, has_aux=True)(
+        state.params, x_BxW, y_BxW, n_B, pull, dropout_key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
+                                          seq_error=seq_error)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+    return TrainState(state.step + 1, params, opt_state), metrics
+
+  repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  return jax.jit(train_step, in_shardings=(repl, data, data, data, repl, repl),
+                 out_shardings=(repl, repl), donate_argnums=0)
+
+
+def make_eval_step(config, mesh):
+  """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch."""
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    logits = _forward(config, params, x_BxW, n_B)
+    return model.loss_and_metrics(logits, y_BxW, n_B)[1]
+  repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)
+
+
+def make_predict_step(config, mesh):
+  """(params, x_BxW, n_B) -> predicted symbols y_BxW."""
+  def predict_step(params, x_BxW, n_B):
+    return jnp.argmax(_forward(config, params, x_BxW, n_B), axis=-1).astype(jnp.int32)
+  repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  return jax.jit(predict_step, in_shardings=(repl, data, data), out_shardings=repl)
+
+
+def make_adjust(mesh):
+  """(state, average, lr_scale) -> state: the window decisions, applied on device."""
+  def adjust(state, average, lr_scale):
+    params = jax.tree.map(lambda a, b: jnp.where(average, a, b),
+                          relax.average(state.params), state.params)
+    lr = optim.get_learning_rate(state.opt_state) * lr_scale
+    return state.replace(params=params, opt_state=optim.set_learning_rate(state.opt_state, lr))
+  repl = parallel.replicated(mesh)
+  return jax.jit(adjust, in_shardings=(repl, repl, repl), out_shardings=repl,
+                 donate_argnums=0)
+

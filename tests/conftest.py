@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs that compile in seconds."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ngpu_jax import configlib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(task="badd", **overrides):
+  """The smoke form shrunk further: one bucket, 4 maps."""
+  c = configlib.smoke(configlib.base(task))
+  c.batch_size = 4
+  c.model.maps = 4
+  c.curriculum.max_length = 8
+  c.curriculum.start_length = 6
+  c.curriculum.window = 5
+  c.buckets = (8,)
+  c.num_steps = 20
+  c.log_every = 5
+  c.checkpoint_every = 10
+  c.eval.every = 10
+  c.eval.lengths = (8,)
+  c.eval.examples = 8
+  c.eval.batch_size = 8
+  c.final_eval.lengths = (8,)
+  c.final_eval.examples = 8
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+def run_module(module, *args, stdin=None, env=None, timeout=300):
+  """python -m module args..., from the repo root; returns the CompletedProcess."""
+  full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+  return subprocess.run([sys.executable, "-m", module, *args], input=stdin, capture_output=True,
+                        text=True, cwd=REPO, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def tiny():
+  return tiny_config

@@ -1,0 +1,102 @@
+"""The commands as a user runs them: main, evaluate, predict, and their errors."""
+
+import json
+import os
+
+import pytest
+
+from conftest import run_module
+from ngpu_jax import report
+
+SMOKE = ["--config=experiments/badd.py:smoke", "--config.num_steps=20", "--config.eval.every=10",
+         "--config.final_eval.lengths=(12,)"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("run") / "badd")
+  proc = run_module("ngpu_jax.main", *SMOKE, f"--workdir={wd}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return wd, proc.stdout
+
+
+def test_main_writes_the_run_directory(workdir):
+  wd, stdout = workdir
+  assert "step 20/20" in stdout and "steps/s" in stdout and "ETA" in stdout
+  assert "final evaluation at step 20" in stdout
+  with open(os.path.join(wd, "config.json")) as f:
+    assert json.load(f)["task"] == "badd"
+  lines = report.read_metrics(wd)
+  train = [m for m in lines if m["kind"] == "train"]
+  evals = [m for m in lines if m["kind"] == "eval"]
+  assert [m["step"] for m in train] == [10, 20]
+  for m in train:
+    assert {"loss", "cur_length", "seq_error", "symbol_error"} <= set(m)
+  assert {(m["step"], m["eval_length"]) for m in evals} >= {(10, 12), (20, 12)}
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "tensorboard")))
+  assert "20" in os.listdir(os.path.join(wd, "checkpoints"))
+
+
+def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
+  wd, _ = workdir
+  before = len(report.read_metrics(wd))
+  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=7,41", "--examples=10")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
+  new = report.read_metrics(wd)[before:]
+  assert [(m["eval_length"], m["examples"]) for m in new] == [(7, 10), (41, 10)]
+
+
+def test_predict_answers_one_line_per_problem(workdir):
+  wd, _ = workdir
+  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--task=badd", stdin="1011+110\n1+1\n111+1\n")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  answers = proc.stdout.splitlines()
+  assert len(answers) == 3
+  assert all(set(a) <= set("01_?") for a in answers)
+
+
+@pytest.mark.parametrize("stdin,message", [
+    ("1011+110\n12+1\n", "line 2: left operand in base 2: digit '2'"),
+    ("\n", "line 1: empty problem"),
+    ("101\n", "line 1:"),
+    ("1+1\n1*1\n", "line 2:"),
+])
+def test_predict_rejects_malformed_lines(workdir, stdin, message):
+  wd, _ = workdir
+  proc = run_module("ngpu_jax.predict", f"--model={wd}", stdin=stdin)
+  assert proc.returncode == 2
+  assert message in proc.stderr
+  assert proc.stdout == ""
+
+
+def test_predict_rejects_wrong_task_and_unknown_model(workdir):
+  wd, _ = workdir
+  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--task=bmul", stdin="1*1\n")
+  assert proc.returncode == 2 and "trained on 'badd'" in proc.stderr
+  proc = run_module("ngpu_jax.predict", "--model=no-such-model", stdin="1+1\n")
+  assert proc.returncode == 2 and "no-such-model" in proc.stderr
+
+
+def test_predict_names_the_length_limit(workdir):
+  wd, _ = workdir
+  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--max_length=41", stdin="1" * 30 + "+1\n")
+  assert proc.returncode == 2 and "limit is --max_length=41" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config=experiments/task.py:nosuchtask"], "unknown task 'nosuchtask'"),
+    (["--config=experiments/badd.py:smoke", "--config.model.maps=-3"], "model.maps: must be a positive int"),
+    (["--config=experiments/badd.py:smoke", "--config.curriculum.max_length=100"],
+     "above the largest bucket 12"),
+])
+def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
+  proc = run_module("ngpu_jax.main", *args, f"--workdir={tmp_path / 'w'}")
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert message in proc.stderr
+  assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+def test_evaluate_rejects_a_directory_without_a_run(tmp_path):
+  proc = run_module("ngpu_jax.evaluate", f"--workdir={tmp_path}")
+  assert proc.returncode == 2 and "config.json not found" in proc.stderr
