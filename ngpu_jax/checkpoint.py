@@ -1,24 +1,39 @@
 """Orbax checkpoints of a run: the train state plus the host-side schedule (JSON).
 
 Layout: WORKDIR/checkpoints/<step>/{state,schedule}. Orbax writes each step to a
-temporary directory and renames it when complete, so a killed save never
-leaves a checkpoint that looks finished.
+temporary directory and renames it when complete, so a save killed half-way
+never looks finished. A finished checkpoint that cannot be read (damaged on
+disk) is moved to WORKDIR/damaged_checkpoints/ with a warning and the previous
+one is used: nothing a person might want is deleted.
 """
 
 import os
+import shutil
+import signal
+import time
 
 import orbax.checkpoint as ocp
 from absl import logging
+
+
+# Test hook: NGPU_JAX_FAULT=kill_during_save:STEP makes the process SIGKILL itself
+# right after the save of STEP has started, before orbax has finished writing it.
+FAULT_ENV = "NGPU_JAX_FAULT"
 
 
 class Checkpointer:
   """Saves and restores (TrainState, schedule dict) pairs under workdir/checkpoints."""
 
   def __init__(self, workdir: str, keep: int = 3):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self._mngr = ocp.CheckpointManager(
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, "checkpoints")
+    self._keep = keep
+    self._mngr = self._manager()
+
+  def _manager(self):
+    return ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        options=ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True),
         item_names=("state", "schedule"))
 
   def latest_step(self) -> int | None:
@@ -27,16 +42,36 @@ class Checkpointer:
   def save(self, step: int, state, schedule: dict) -> None:
     self._mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), schedule=ocp.args.JsonSave(schedule)))
+    if os.environ.get(FAULT_ENV) == f"kill_during_save:{step}":
+      # Fault injection for tests: the write is still in flight in orbax's thread.
+      os.kill(os.getpid(), signal.SIGKILL)
 
-  def restore(self, abstract_state, step: int | None = None):
-    """(state, schedule) of `step` (default: newest), or None when there is none."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      return None
-    logging.info("restoring checkpoint %s/%d", self.directory, step)
-    out = self._mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
-    return out.state, out.schedule
+  def restore(self, abstract_state):
+    """(state, schedule) of the newest readable checkpoint, or None when there is none."""
+    for step in sorted(self._mngr.all_steps(), reverse=True):
+      try:
+        out = self._mngr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
+      except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
+        self._set_aside(step, e)
+        continue
+      if out.schedule is None:
+        self._set_aside(step, ValueError("schedule missing"))
+        continue
+      return out.state, out.schedule
+    return None
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    src = os.path.join(self.directory, str(step))
+    dst_dir = os.path.join(self.workdir, "damaged_checkpoints")
+    os.makedirs(dst_dir, exist_ok=True)
+    dst = os.path.join(dst_dir, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    msg = f"checkpoint {src} is unreadable ({type(error).__name__}: {str(error)[:200]}); moved to {dst}"
+    logging.warning(msg)
+    print(f"warning: {msg}", flush=True)
+    shutil.move(src, dst)
+    self._mngr.close()
+    self._mngr = self._manager()  # forget the step it had listed
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

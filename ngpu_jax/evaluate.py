@@ -28,7 +28,7 @@ def evaluate_lengths(eval_step, params, task: tasks.Task, mesh, lengths: Sequenc
   the device count; only `examples` of them are counted.
   """
   ndev = mesh.devices.size
-  bs = batch_size_for(batch_size, ndev)
+  bs = batch_size_for(min(batch_size, examples), ndev)
   results = {}
   for length in lengths:
     rng = data.eval_rng(seed, length)
@@ -65,6 +65,7 @@ def define_flags():
   flags.DEFINE_integer("examples", 128, "Fresh random problems per length.")
   flags.DEFINE_integer("batch_size", 0, "Problems per forward pass (0: the config's eval.batch_size).")
   flags.DEFINE_integer("seed", 1234, "Seed of the evaluation problems.")
+  flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
   flags.mark_flag_as_required("workdir")
 
 
@@ -73,6 +74,7 @@ def main(argv):
   from ngpu_jax import report, runs  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   report.quiet_absl_logging()
+  parallel.setup_cpu_devices(f.cpu_devices, 64)
   try:
     lengths = [int(x) for x in f.lengths]
   except ValueError:

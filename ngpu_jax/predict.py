@@ -85,6 +85,7 @@ def define_flags():
   flags.DEFINE_string("task", None, "Task of the problems; must be the model's task (default: it).")
   flags.DEFINE_integer("batch_size", 64, "Problems per forward pass.")
   flags.DEFINE_integer("max_length", 20001, "Longest problem accepted, in columns.")
+  flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
   flags.mark_flag_as_required("model")
 
 
@@ -93,6 +94,7 @@ def main(argv):
   from ngpu_jax import runs  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   report.quiet_absl_logging()
+  parallel.setup_cpu_devices(f.cpu_devices, 64)
   try:
     workdir = resolve_model(f.model)
     config = runs.load_config(workdir)

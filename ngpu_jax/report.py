@@ -30,6 +30,26 @@ class Reporter:
       from tensorboard.summary import Writer  # pylint: disable=g-import-not-at-top
       self._tb = Writer(os.path.join(workdir, "tensorboard"))
 
+  def truncate_after(self, step: int) -> None:
+    """Drops lines past `step`: a resumed run redoes those steps and writes them again.
+
+    The dropped lines (from the lost part of a killed run) go to
+    metrics.dropped.jsonl rather than away.
+    """
+    if not self.enabled or not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = [line for line in f if line.strip()]
+    keep = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(keep) == len(lines):
+      return
+    with open(os.path.join(os.path.dirname(self.path), "metrics.dropped.jsonl"), "a") as f:
+      f.writelines(line for line in lines if json.loads(line)["step"] > step)
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(keep)
+    os.replace(tmp, self.path)
+
   def write(self, kind: str, step: int, metrics: dict) -> None:
     if not self.enabled:
       return
@@ -76,6 +96,7 @@ class Progress:
     eta = format_duration((self.num_steps - step) / max(rate, 1e-9))
     return (f"step {step}/{self.num_steps} | {rate:.1f} steps/s | len {m['cur_length']}"
             f" | loss {m['loss']:.4f} | seq_err {m['seq_error']:.3f} sym_err {m['symbol_error']:.4f}"
+            f" (all lengths {m['seq_error_all']:.3f})"
             f" | pull {m['pull']:.2g} | lr {m['lr']:.2g} | ETA {eta}")
 
 

@@ -2,7 +2,10 @@
 
 All decisions are taken at the end of each window of `window` steps from the
 training statistics of the global batch, so they are the same whatever the
-number of devices or processes. The state is a small JSON-able dataclass that
+number of devices or processes. As in the released code, the window counts
+only batches no longer than the curriculum length: the occasional full-length
+batches (p_full) are trained on but would otherwise keep the error above the
+threshold until the model already generalizes, and the curriculum would stall. The state is a small JSON-able dataclass that
 is saved with every checkpoint.
 """
 
@@ -21,6 +24,7 @@ class Schedule:
   last_seq_error: float = 1.0     # sequence error of the last full window (drives the noise)
   recent_losses: list[float] = dataclasses.field(default_factory=list)  # last 3 window losses
   averaged: int = 0               # how many times the copies were replaced by their mean
+  lr_factor: float = 1.0          # product of the lr decays so far; lr = optim.learning_rate * this
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -38,7 +42,7 @@ class Decision:
   advanced: bool       # curriculum length went up
   pull_raised: bool
   average: bool        # replace every relaxation copy by the mean
-  decay_lr: bool       # multiply the learning rate by the decay factor
+  decay_lr: bool       # the learning rate was multiplied by the decay factor
 
 
 def record(sched: Schedule, seq_wrong: int, examples: int, loss: float) -> None:
@@ -49,18 +53,18 @@ def record(sched: Schedule, seq_wrong: int, examples: int, loss: float) -> None:
 
 
 def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_factor: float,
-               pull_max: float, relax: bool) -> Decision:
+               pull_max: float, relax: bool, lr_decay: float = 1.0) -> Decision:
   """Applies the reference's rules and resets the window.
 
   When the window's sequence error is below `threshold` (the curriculum criterion):
   the curriculum advances by one (until max_length), and the pull is multiplied by
   pull_factor until it reaches pull_max, after which each such window averages
-  the copies instead. The learning rate decays when the window's loss is worse
-  than each of the last three windows' losses.
+  the copies instead. The learning rate decays (lr_factor *= lr_decay) when the
+  window's loss is worse than each of the last three windows' losses.
   """
   seq_error = sched.window_seq_wrong / max(sched.window_examples, 1)
   loss = sched.window_loss_sum / max(sched.window_steps, 1)
-  ok = seq_error < threshold
+  ok = sched.window_examples > 0 and seq_error < threshold
   advanced = ok and sched.cur_length < max_length
   if advanced:
     sched.cur_length += 1
@@ -70,9 +74,13 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
     sched.pull = min(sched.pull * pull_factor, pull_max)
   if average:
     sched.averaged += 1
-  decay_lr = len(sched.recent_losses) >= 3 and loss > max(sched.recent_losses[-3:])
-  sched.recent_losses = (sched.recent_losses + [loss])[-3:]
-  sched.last_seq_error = seq_error
+  decay_lr = (sched.window_steps > 0 and len(sched.recent_losses) >= 3
+              and loss > max(sched.recent_losses[-3:]))
+  if decay_lr:
+    sched.lr_factor *= lr_decay
+  if sched.window_steps > 0:
+    sched.recent_losses = (sched.recent_losses + [loss])[-3:]
+    sched.last_seq_error = seq_error
   sched.window_seq_wrong = sched.window_examples = sched.window_steps = 0
   sched.window_loss_sum = 0.0
   return Decision(seq_error, loss, advanced, pull_raised, average, decay_lr)

@@ -4,6 +4,8 @@ Each is compiled once per input width (bucket) with params replicated and the
 batch split over the mesh's 'data' axis.
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -11,6 +13,13 @@ import optax
 from flax import struct
 
 from ngpu_jax import model, optim, parallel, relax, tasks
+
+
+def enable_compilation_cache(path: str) -> None:
+  """Persistent XLA cache: a second launch of the same config skips compilation."""
+  if path:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 class TrainState(struct.PyTreeNode):
@@ -77,7 +86,7 @@ def make_train_step(config, optimizer, mesh):
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
                                           seq_error=seq_error)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads), "step": state.step}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
@@ -102,13 +111,22 @@ def make_predict_step(config, mesh):
   return jax.jit(predict_step, in_shardings=(repl, data, data), out_shardings=repl)
 
 
+def make_all_finite(mesh):
+  """state -> True when every parameter and optimizer number is finite."""
+  def all_finite(state):
+    leaves = [a for a in jax.tree.leaves(state) if jnp.issubdtype(a.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
+  return jax.jit(all_finite, in_shardings=parallel.replicated(mesh),
+                 out_shardings=parallel.replicated(mesh))
+
+
 def make_adjust(mesh):
-  """(state, average, lr_scale) -> state: the window decisions, applied on device."""
-  def adjust(state, average, lr_scale):
+  """(state, average, learning_rate) -> state: the window decisions, applied on device."""
+  def adjust(state, average, learning_rate):
     params = jax.tree.map(lambda a, b: jnp.where(average, a, b),
                           relax.average(state.params), state.params)
-    lr = optim.get_learning_rate(state.opt_state) * lr_scale
-    return state.replace(params=params, opt_state=optim.set_learning_rate(state.opt_state, lr))
+    return state.replace(params=params,
+                         opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
   repl = parallel.replicated(mesh)
   return jax.jit(adjust, in_shardings=(repl, repl, repl), out_shardings=repl,
                  donate_argnums=0)

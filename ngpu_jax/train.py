@@ -17,20 +17,48 @@ from ngpu_jax import (checkpoint, configlib, data, evaluate, optim, parallel, re
                       schedule, steps, tasks)
 
 
-def _train_line(sched, pending, lr):
-  seq = sum(int(m["seq_wrong"]) for m in pending)
-  ex = sum(int(m["examples"]) for m in pending)
-  sym = sum(int(m["sym_wrong"]) for m in pending)
-  tot = sum(int(m["sym_total"]) for m in pending)
+class TrainingDivergedError(RuntimeError):
+  """The loss or the parameters became NaN/Inf; nothing non-finite was saved."""
+
+
+def _errors(ms):
+  seq = sum(int(m["seq_wrong"]) for m in ms)
+  ex = sum(int(m["examples"]) for m in ms)
+  sym = sum(int(m["sym_wrong"]) for m in ms)
+  tot = sum(int(m["sym_total"]) for m in ms)
+  return (seq / ex, sym / tot) if ex else (float("nan"), float("nan"))
+
+
+def _train_line(sched, ms, lr):
+  """Errors of the batches within the curriculum (what drives it), and of all batches."""
+  seq, sym = _errors([m for m in ms if m["in_curriculum"]])
+  seq_all, sym_all = _errors(ms)
   return {
-      "loss": float(np.mean([m["loss"] for m in pending])),
+      "loss": float(np.mean([m["loss"] for m in ms])),
       "cur_length": sched.cur_length,
-      "seq_error": seq / max(ex, 1),
-      "symbol_error": sym / max(tot, 1),
-      "grad_norm": float(np.mean([m["grad_norm"] for m in pending])),
+      "seq_error": seq,
+      "symbol_error": sym,
+      "seq_error_all": seq_all,
+      "symbol_error_all": sym_all,
+      "grad_norm": float(np.mean([m["grad_norm"] for m in ms])),
       "pull": sched.pull,
       "lr": lr,
   }
+
+
+def _diverged(what: str, ckpt) -> None:
+  ckpt.wait()
+  last = ckpt.latest_step()
+  where = (f"the last good checkpoint is {ckpt.directory}/{last} (step {last}); the same command "
+           f"resumes from it (try a lower --config.optim.learning_rate with --allow_config_change)"
+           if last is not None else "no checkpoint was saved yet")
+  raise TrainingDivergedError(f"training diverged: {what}; {where}")
+
+
+def _save(ckpt, step, state, sched, all_finite) -> None:
+  if not bool(all_finite(state)):
+    _diverged(f"non-finite parameters at step {step}", ckpt)
+  ckpt.save(step, state, sched.to_json())
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -56,13 +84,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state, sched_json = restored
     sched = schedule.Schedule.from_json(sched_json)
   step = int(state.step)
+  reporter.truncate_after(step)
+  adjust = steps.make_adjust(mesh)
+
+  def lr(sched):
+    return np.float32(config.optim.learning_rate * sched.lr_factor)
+  # The lr lives in the optimizer state; set it from the config, so that a run
+  # resumed with another --config.optim.learning_rate uses it.
+  state = adjust(state, np.bool_(False), lr(sched))
   report.log(f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
              f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
              f"{jax.process_count()} process(es); starting at step {step}")
 
   train_step = steps.make_train_step(config, optimizer, mesh)
   eval_step = steps.make_eval_step(config, mesh)
-  adjust = steps.make_adjust(mesh)
+  all_finite = steps.make_all_finite(mesh)
   cur = config.curriculum
   progress = report.Progress(step, config.num_steps)
   pending = []     # device metrics not yet pulled to the host
@@ -77,23 +113,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                              cur.p_recent, cur.p_full)
     state, m = train_step(state, *parallel.global_batch(mesh, *batch),
                           np.float32(sched.pull), np.float32(sched.last_seq_error))
-    pending.append(m)
+    pending.append((m, int(batch.n_B[0]) <= sched.cur_length))
     step += 1
 
     window_end = step % cur.window == 0
     if step % config.log_every == 0 or window_end or step == config.num_steps:
-      for host_m in jax.device_get(pending):
-        schedule.record(sched, host_m["seq_wrong"], host_m["examples"], host_m["loss"])
-        line_metrics.append(host_m)
+      for host_m, in_curriculum in jax.device_get(pending):
+        if not np.isfinite(host_m["loss"]):
+          _diverged(f"loss {host_m['loss']} at step {int(host_m['step']) + 1}", ckpt)
+        if in_curriculum:
+          schedule.record(sched, host_m["seq_wrong"], host_m["examples"], host_m["loss"])
+        line_metrics.append({**host_m, "in_curriculum": in_curriculum})
       pending = []
     if window_end:
       decision = schedule.end_window(
           sched, max_length=cur.max_length, threshold=cur.threshold,
           pull_factor=config.relax.pull_factor, pull_max=config.relax.pull_max,
-          relax=config.relax.copies > 1)
+          relax=config.relax.copies > 1, lr_decay=config.optim.lr_decay)
       if decision.average or decision.decay_lr:
-        state = adjust(state, np.bool_(decision.average),
-                       np.float32(config.optim.lr_decay if decision.decay_lr else 1.0))
+        state = adjust(state, np.bool_(decision.average), lr(sched))
     if line_metrics and (step % config.log_every == 0 or step == config.num_steps):
       lr = float(optim.get_learning_rate(state.opt_state))
       line = _train_line(sched, line_metrics, lr)
@@ -113,11 +151,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if solved:
         report.log(f"solved at step {step}: no errors at lengths {list(results)}")
     if step % config.checkpoint_every == 0 or step == config.num_steps or solved:
-      ckpt.save(step, state, sched.to_json())
+      _save(ckpt, step, state, sched, all_finite)
       last_saved = step
 
   if last_saved != step:
-    ckpt.save(step, state, sched.to_json())
+    _save(ckpt, step, state, sched, all_finite)
   ckpt.wait()
   train_seconds = time.perf_counter() - t_start
   final = evaluate.evaluate_lengths(

@@ -1,0 +1,45 @@
+"""Bad numbers and damaged files: never continue corrupted, never lose what is on disk."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from ngpu_jax import runs, train
+
+
+def test_divergence_stops_with_the_last_good_checkpoint_and_saves_nothing_bad(tmp_path):
+  wd = str(tmp_path)
+  train.train_and_evaluate(tiny_config(num_steps=10), wd)
+  bad = tiny_config(num_steps=20, **{"optim.learning_rate": 1e30, "optim.clip_norm": 1e30})
+  with pytest.raises(train.TrainingDivergedError, match=r"last good checkpoint is .*checkpoints/10 \(step 10\)"):
+    train.train_and_evaluate(bad, wd, allow_config_change=True)
+  assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == ["10"]
+  params = jax.device_get(runs.load_run(wd).params)
+  assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(params))
+
+
+def test_damaged_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, capsys):
+  wd = str(tmp_path)
+  config = tiny_config(num_steps=20)
+  train.train_and_evaluate(config, wd)
+  # Damage every array file of the newest checkpoint.
+  newest = os.path.join(wd, "checkpoints", "20", "state")
+  damaged = 0
+  for root, _, files in os.walk(newest):
+    for f in files:
+      with open(os.path.join(root, f), "wb") as fh:
+        fh.write(b"\0garbage")
+      damaged += 1
+  assert damaged
+  loaded = runs.load_run(wd)
+  assert loaded.step == 10
+  out = capsys.readouterr().out
+  assert "checkpoints/20 is unreadable" in out
+  kept = os.listdir(os.path.join(wd, "damaged_checkpoints"))
+  assert len(kept) == 1 and kept[0].startswith("20-")
+  # Training resumes from step 10 and can write step 20 again.
+  assert train.train_and_evaluate(config, wd)["step"] == 20
+  assert "20" in os.listdir(os.path.join(wd, "checkpoints"))
