@@ -21,6 +21,14 @@ from absl import logging
 FAULT_ENV = "NGPU_JAX_FAULT"
 
 
+class CheckpointWriteError(RuntimeError):
+  """Orbax could not write a checkpoint; the earlier ones are untouched."""
+
+
+# Orbax reports a failed (asynchronous) write at the next save or wait, as one of these.
+_WRITE_ERRORS = (OSError, ValueError, RuntimeError)
+
+
 class Checkpointer:
   """Saves and restores (TrainState, schedule dict) pairs under workdir/checkpoints."""
 
@@ -40,8 +48,11 @@ class Checkpointer:
     return self._mngr.latest_step()
 
   def save(self, step: int, state, schedule: dict) -> None:
-    self._mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), schedule=ocp.args.JsonSave(schedule)))
+    try:
+      self._mngr.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), schedule=ocp.args.JsonSave(schedule)))
+    except _WRITE_ERRORS as e:
+      raise CheckpointWriteError(_first_line(e)) from e
     if os.environ.get(FAULT_ENV) == f"kill_during_save:{step}":
       # Fault injection for tests: the write is still in flight in orbax's thread.
       os.kill(os.getpid(), signal.SIGKILL)
@@ -74,7 +85,17 @@ class Checkpointer:
     self._mngr = self._manager()  # forget the step it had listed
 
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    try:
+      self._mngr.wait_until_finished()
+    except _WRITE_ERRORS as e:
+      raise CheckpointWriteError(_first_line(e)) from e
 
   def close(self) -> None:
-    self._mngr.close()
+    try:
+      self._mngr.close()
+    except _WRITE_ERRORS as e:  # already reported by save/wait when it mattered
+      logging.warning("closing the checkpoint manager: %s", _first_line(e))
+
+
+def _first_line(e: Exception) -> str:
+  return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"

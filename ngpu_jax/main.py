@@ -32,8 +32,8 @@ def main(argv):
   config = _CONFIG.value
   try:  # a bad config is a message, not a trace, and nothing is compiled or written
     configlib.validate(config)
-  except ValueError as e:
-    report.fail(str(e))
+  except (ValueError, OSError) as e:  # OSError: the config file did not load
+    report.fail(str(e).split("\n\nThe above")[0])
   parallel.setup_cpu_devices(_CPU_DEVICES.value, config.batch_size)
   steps.enable_compilation_cache(_CACHE.value)
   if _DISTRIBUTED.value or _COORD.value:
@@ -44,10 +44,21 @@ def main(argv):
     report.fail(str(e))
   try:
     train.train_and_evaluate(config, _WORKDIR.value, allow_config_change=_ALLOW.value)
-  except train.TrainingDivergedError as e:
+  except (train.TrainingDivergedError, train.WorkdirWriteError) as e:
     report.fail(str(e))
+
+
+def parse_flags(argv):
+  """absl's parser, with config override mistakes as one line instead of a trace."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    report.fail(str(e))
+  except (AttributeError, KeyError) as e:  # --config.FIELD that the config does not have
+    field = next((a.split("=")[0] for a in argv if str(e).strip("\"'") in a), str(e))
+    report.fail(f"{field}: no such config field ({e})")
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

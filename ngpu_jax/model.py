@@ -56,11 +56,14 @@ def _dropout(key, s, rate):
 
 def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
           cutoff: float = 1.2, conv_impl: str = "auto", dropout_rate: float = 0.0,
-          dropout_key: jax.Array | None = None, remat: bool = True) -> jax.Array:
+          dropout_key: jax.Array | None = None, remat: bool = True,
+          return_states: bool = False):
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
+  With return_states, also the mental image after every step, s_TxBxWxHxM
+  (T = W; for pictures, not training: it keeps the whole history).
   """
   b, w = x_BxW.shape
   steps = params["steps"]
@@ -85,13 +88,14 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
     s = cgru.step(p_layers, s, mask_BxWx1x1, cutoff=cutoff, impl=impl)
     done_Bx1x1 = (t + 1 == n_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
-    return (s, out_BxWxM), None
+    return (s, out_BxWxM), (s if return_states else None)
 
   if remat:
     body = jax.checkpoint(body)
   out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
-  (_, out_BxWxM), _ = jax.lax.scan(body, (s_BxWxHxM, out0_BxWxM), jnp.arange(w))
-  return out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
+  (_, out_BxWxM), s_TxBxWxHxM = jax.lax.scan(body, (s_BxWxHxM, out0_BxWxM), jnp.arange(w))
+  logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
+  return (logits_BxWxC, s_TxBxWxHxM) if return_states else logits_BxWxC
 
 
 def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):

@@ -21,6 +21,10 @@ class TrainingDivergedError(RuntimeError):
   """The loss or the parameters became NaN/Inf; nothing non-finite was saved."""
 
 
+class WorkdirWriteError(RuntimeError):
+  """A write to the workdir failed (disk full, permissions); earlier checkpoints are intact."""
+
+
 def _errors(ms):
   seq = sum(int(m["seq_wrong"]) for m in ms)
   ex = sum(int(m["examples"]) for m in ms)
@@ -46,19 +50,107 @@ def _train_line(sched, ms, lr):
   }
 
 
-def _diverged(what: str, ckpt) -> None:
-  ckpt.wait()
-  last = ckpt.latest_step()
-  where = (f"the last good checkpoint is {ckpt.directory}/{last} (step {last}); the same command "
-           f"resumes from it (try a lower --config.optim.learning_rate with --allow_config_change)"
-           if last is not None else "no checkpoint was saved yet")
-  raise TrainingDivergedError(f"training diverged: {what}; {where}")
+class _Run:
+  """The state of one training run and the jitted functions that move it."""
 
+  def __init__(self, config, workdir, mesh, task):
+    self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
+    self.reporter = report.Reporter(workdir, parallel.is_main_process())
+    optimizer = steps.make_optimizer(config)
+    self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    restored = self.ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
+    if restored is None:
+      self.state = steps.init_state(config, task, optimizer, mesh)
+      self.sched = schedule.Schedule(cur_length=config.curriculum.start_length,
+                                     pull=config.relax.pull_start)
+    else:
+      self.state, sched_json = restored
+      self.sched = schedule.Schedule.from_json(sched_json)
+    self.step = int(self.state.step)
+    self.last_saved = self.step if restored is not None else None
+    self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
+    self._train_step = steps.make_train_step(config, optimizer, mesh)
+    self._eval_step = steps.make_eval_step(config, mesh)
+    self._adjust = steps.make_adjust(mesh)
+    self._all_finite = steps.make_all_finite(mesh)
+    # The lr lives in the optimizer state; set it from the config, so that a run
+    # resumed with another --config.optim.learning_rate uses it.
+    self._apply(average=False)
+    self._pending = []   # (device metrics, in_curriculum) not yet pulled to the host
+    self._line = []      # host metrics since the last train line
+    self.progress = report.Progress(self.step, config.num_steps)
 
-def _save(ckpt, step, state, sched, all_finite) -> None:
-  if not bool(all_finite(state)):
-    _diverged(f"non-finite parameters at step {step}", ckpt)
-  ckpt.save(step, state, sched.to_json())
+  def _apply(self, average: bool) -> None:
+    lr = self.config.optim.learning_rate * self.sched.lr_factor
+    self.state = self._adjust(self.state, np.bool_(average), np.float32(lr))
+
+  def train_step(self) -> None:
+    c, cur = self.config, self.config.curriculum
+    batch = data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
+                             self.sched.cur_length, cur.max_length, c.buckets,
+                             cur.p_recent, cur.p_full)
+    self.state, m = self._train_step(self.state, *parallel.global_batch(self.mesh, *batch),
+                                     np.float32(self.sched.pull),
+                                     np.float32(self.sched.last_seq_error))
+    self._pending.append((m, int(batch.n_B[0]) <= self.sched.cur_length))
+    self.step += 1
+
+  def pull_metrics(self) -> None:
+    """Brings pending metrics to the host (one sync per log interval, not per step)."""
+    for m, in_curriculum in jax.device_get(self._pending):
+      if not np.isfinite(m["loss"]):
+        self.diverged(f"loss {m['loss']} at step {int(m['step']) + 1}")
+      if in_curriculum:
+        schedule.record(self.sched, m["seq_wrong"], m["examples"], m["loss"])
+      self._line.append({**m, "in_curriculum": in_curriculum})
+    self._pending = []
+
+  def end_window(self) -> None:
+    c = self.config
+    decision = schedule.end_window(
+        self.sched, max_length=c.curriculum.max_length, threshold=c.curriculum.threshold,
+        pull_factor=c.relax.pull_factor, pull_max=c.relax.pull_max,
+        relax=c.relax.copies > 1, lr_decay=c.optim.lr_decay)
+    if decision.average or decision.decay_lr:
+      self._apply(average=decision.average)
+
+  def log_line(self) -> None:
+    if not self._line:
+      return
+    line = _train_line(self.sched, self._line, float(optim.get_learning_rate(self.state.opt_state)))
+    self._line = []
+    self.reporter.write("train", self.step, line)
+    report.log(self.progress.line(self.step, line))
+
+  def evaluate(self, lengths, examples, seed, **extra) -> dict:
+    results = evaluate.evaluate_lengths(self._eval_step, self.state.params, self.task, self.mesh,
+                                        lengths, examples, self.config.eval.batch_size, seed)
+    for length, r in results.items():
+      self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
+    return results
+
+  def save(self) -> None:
+    if self.last_saved == self.step:
+      return
+    if not bool(self._all_finite(self.state)):
+      self.diverged(f"non-finite parameters at step {self.step}")
+    self.ckpt.save(self.step, self.state, self.sched.to_json())
+    self.last_saved = self.step
+
+  def last_good(self) -> str:
+    last = self.ckpt.latest_step()
+    return (f"the last good checkpoint is {self.ckpt.directory}/{last} (step {last})"
+            if last is not None else "no checkpoint was saved yet")
+
+  def diverged(self, what: str) -> None:
+    self.ckpt.wait()
+    raise TrainingDivergedError(
+        f"training diverged: {what}; {self.last_good()}; the same command resumes from it "
+        f"(try a lower --config.optim.learning_rate with --allow_config_change)")
+
+  def close(self) -> None:
+    self.reporter.close()
+    self.ckpt.close()
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -70,102 +162,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   mesh = parallel.make_mesh()
   if config.batch_size % mesh.devices.size:
     raise ValueError(f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices")
-  main = parallel.is_main_process()
-  reporter = report.Reporter(workdir, main)
-  optimizer = steps.make_optimizer(config)
-  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-
-  restored = ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
-  if restored is None:
-    state = steps.init_state(config, task, optimizer, mesh)
-    sched = schedule.Schedule(cur_length=config.curriculum.start_length,
-                              pull=config.relax.pull_start)
-  else:
-    state, sched_json = restored
-    sched = schedule.Schedule.from_json(sched_json)
-  step = int(state.step)
-  reporter.truncate_after(step)
-  adjust = steps.make_adjust(mesh)
-
-  def lr(sched):
-    return np.float32(config.optim.learning_rate * sched.lr_factor)
-  # The lr lives in the optimizer state; set it from the config, so that a run
-  # resumed with another --config.optim.learning_rate uses it.
-  state = adjust(state, np.bool_(False), lr(sched))
+  run = _Run(config, workdir, mesh, task)
   report.log(f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
              f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
-             f"{jax.process_count()} process(es); starting at step {step}")
+             f"{jax.process_count()} process(es); starting at step {run.step}")
+  try:
+    return _train(run)
+  except (OSError, checkpoint.CheckpointWriteError) as e:
+    raise WorkdirWriteError(f"writing to {workdir} failed at step {run.step}: {e}; "
+                            f"{run.last_good()}") from e
+  finally:
+    run.close()
 
-  train_step = steps.make_train_step(config, optimizer, mesh)
-  eval_step = steps.make_eval_step(config, mesh)
-  all_finite = steps.make_all_finite(mesh)
-  cur = config.curriculum
-  progress = report.Progress(step, config.num_steps)
-  pending = []     # device metrics not yet pulled to the host
-  line_metrics = []
+
+def _train(run: _Run) -> dict:
+  c = run.config
   solved = False
-  last_saved = step if restored is not None else None
   t_start = time.perf_counter()
-
-  while step < config.num_steps and not solved:
-    batch = data.train_batch(task, config.seed, step, config.batch_size, cur.min_length,
-                             sched.cur_length, cur.max_length, config.buckets,
-                             cur.p_recent, cur.p_full)
-    state, m = train_step(state, *parallel.global_batch(mesh, *batch),
-                          np.float32(sched.pull), np.float32(sched.last_seq_error))
-    pending.append((m, int(batch.n_B[0]) <= sched.cur_length))
-    step += 1
-
-    window_end = step % cur.window == 0
-    if step % config.log_every == 0 or window_end or step == config.num_steps:
-      for host_m, in_curriculum in jax.device_get(pending):
-        if not np.isfinite(host_m["loss"]):
-          _diverged(f"loss {host_m['loss']} at step {int(host_m['step']) + 1}", ckpt)
-        if in_curriculum:
-          schedule.record(sched, host_m["seq_wrong"], host_m["examples"], host_m["loss"])
-        line_metrics.append({**host_m, "in_curriculum": in_curriculum})
-      pending = []
+  while run.step < c.num_steps and not solved:
+    run.train_step()
+    window_end = run.step % c.curriculum.window == 0
+    log_now = run.step % c.log_every == 0 or run.step == c.num_steps
+    if log_now or window_end:
+      run.pull_metrics()
     if window_end:
-      decision = schedule.end_window(
-          sched, max_length=cur.max_length, threshold=cur.threshold,
-          pull_factor=config.relax.pull_factor, pull_max=config.relax.pull_max,
-          relax=config.relax.copies > 1, lr_decay=config.optim.lr_decay)
-      if decision.average or decision.decay_lr:
-        state = adjust(state, np.bool_(decision.average), lr(sched))
-    if line_metrics and (step % config.log_every == 0 or step == config.num_steps):
-      lr = float(optim.get_learning_rate(state.opt_state))
-      line = _train_line(sched, line_metrics, lr)
-      line_metrics = []
-      reporter.write("train", step, line)
-      report.log(progress.line(step, line))
-    if step % config.eval.every == 0:
-      results = evaluate.evaluate_lengths(
-          eval_step, state.params, task, mesh, config.eval.lengths, config.eval.examples,
-          config.eval.batch_size, config.seed)
-      for length, r in results.items():
-        reporter.write("eval", step, {"eval_length": length, **r})
-      report.log(f"eval at step {step}: " + ", ".join(
+      run.end_window()
+    if log_now:
+      run.log_line()
+    if run.step % c.eval.every == 0:
+      results = run.evaluate(c.eval.lengths, c.eval.examples, c.seed)
+      report.log(f"eval at step {run.step}: " + ", ".join(
           f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items()))
-      solved = (config.stop_when_solved and sched.cur_length >= cur.max_length
+      solved = (c.stop_when_solved and run.sched.cur_length >= c.curriculum.max_length
                 and all(r["seq_error"] == 0.0 for r in results.values()))
       if solved:
-        report.log(f"solved at step {step}: no errors at lengths {list(results)}")
-    if step % config.checkpoint_every == 0 or step == config.num_steps or solved:
-      _save(ckpt, step, state, sched, all_finite)
-      last_saved = step
-
-  if last_saved != step:
-    _save(ckpt, step, state, sched, all_finite)
-  ckpt.wait()
+        report.log(f"solved at step {run.step}: no errors at lengths {list(results)}")
+    if run.step % c.checkpoint_every == 0 or solved:
+      run.save()
+  run.save()
+  run.ckpt.wait()
   train_seconds = time.perf_counter() - t_start
-  final = evaluate.evaluate_lengths(
-      eval_step, state.params, task, mesh, config.final_eval.lengths, config.final_eval.examples,
-      config.eval.batch_size, config.seed + 1)
-  for length, r in final.items():
-    reporter.write("eval", step, {"eval_length": length, **r, "final": True})
-  report.log(f"final evaluation at step {step} (this session trained "
+  final = run.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)
+  report.log(f"final evaluation at step {run.step} (this session trained "
              f"{report.format_duration(train_seconds)}):\n"
-             + evaluate.format_table(final, task.name))
-  reporter.close()
-  ckpt.close()
-  return {"step": step, "cur_length": sched.cur_length, "eval": final}
+             + evaluate.format_table(final, run.task.name))
+  return {"step": run.step, "cur_length": run.sched.cur_length, "eval": final,
+          "train_seconds": train_seconds}

@@ -89,6 +89,10 @@ def test_predict_names_the_length_limit(workdir):
     (["--config=experiments/badd.py:smoke", "--config.model.maps=-3"], "model.maps: must be a positive int"),
     (["--config=experiments/badd.py:smoke", "--config.curriculum.max_length=100"],
      "above the largest bucket 12"),
+    (["--config=experiments/badd.py:smoke", "--config.nosuchfield=1"],
+     "--config.nosuchfield: no such config field"),
+    (["--config=experiments/badd.py:smoke", "--config.model.maps=abc"], "--config.model.maps=abc"),
+    (["--config=experiments/nosuchfile.py"], "No such file or directory: 'experiments/nosuchfile.py'"),
 ])
 def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
   proc = run_module("ngpu_jax.main", *args, f"--workdir={tmp_path / 'w'}")
@@ -100,3 +104,32 @@ def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
 def test_evaluate_rejects_a_directory_without_a_run(tmp_path):
   proc = run_module("ngpu_jax.evaluate", f"--workdir={tmp_path}")
   assert proc.returncode == 2 and "config.json not found" in proc.stderr
+
+
+def test_predict_parse_lines_fuzz():
+  """Any text: every line parses to a problem the task accepts, or PredictError names the line."""
+  from hypothesis import given, settings, strategies as st
+  from ngpu_jax import predict, tasks
+
+  alphabet = st.sampled_from(list("0123456789+*: ?_-x\t"))
+  line = st.one_of(st.text(max_size=12), st.text(alphabet, max_size=12))
+
+  @settings(max_examples=300, deadline=None)
+  @given(st.sampled_from(sorted(tasks.TASKS)), st.lists(line, max_size=4))
+  def check(name, lines):
+    task = tasks.get_task(name)
+    try:
+      problems = predict.parse_lines(task, lines, max_length=64)
+    except predict.PredictError as e:
+      assert str(e).startswith("line ")
+      return
+    for inp in problems:
+      assert len(task.target(inp)) == len(inp)  # an exact answer exists and fits
+  check()
+
+
+def test_main_rejects_a_workdir_it_cannot_write(tmp_path):
+  (tmp_path / "file").write_text("x")
+  proc = run_module("ngpu_jax.main", "--config=experiments/badd.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}")
+  assert proc.returncode == 2
+  assert "error:" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,132 @@
+"""Learning curves of one or more runs, from their metrics.jsonl.
+
+  python -m ngpu_jax.plot WORKDIR [WORKDIR ...] --out=FILE.png
+
+Four panels against the training step, one colour per run: the training loss (log scale),
+the curriculum length, the training sequence error at the curriculum length (dotted: over all
+lengths drawn), and the evaluation sequence error, one line per (run, evaluated length);
+stars mark the final evaluation and later `evaluate` commands.
+"""
+
+import itertools
+import json
+import os
+from typing import Sequence
+
+from absl import app, flags
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ngpu_jax import report
+
+_LENGTH_STYLES = ("-", "--", ":", "-.")
+
+
+class PlotError(ValueError):
+  """A workdir without usable metrics, or an output that cannot be written: exit 2."""
+
+
+def run_label(workdir: str, name: str | None = None) -> str:
+  """The workdir's name, with the task and seed from its config.json when there is one."""
+  label = name or os.path.basename(os.path.normpath(workdir))
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = json.load(f)
+    return f"{label} ({config['task']}, seed {config['seed']})"
+  except (OSError, ValueError, KeyError, TypeError):
+    return label
+
+
+def read_run(workdir: str) -> tuple[list[dict], list[dict]]:
+  """(train lines, eval lines) sorted by step; PlotError naming the workdir if there are none."""
+  if not os.path.isdir(workdir):
+    raise PlotError(f"{workdir}: no such run directory")
+  try:
+    lines = report.read_metrics(workdir)
+  except (OSError, ValueError) as e:
+    raise PlotError(f"{workdir}: unreadable metrics.jsonl: {e}") from None
+  train = sorted((m for m in lines if m.get("kind") == "train"), key=lambda m: m["step"])
+  evals = sorted((m for m in lines if m.get("kind") == "eval"), key=lambda m: m["step"])
+  if not train and not evals:
+    raise PlotError(f"{workdir}: no metrics to plot ({os.path.join(workdir, 'metrics.jsonl')} "
+                    "is missing or has no train/eval lines)")
+  return train, evals
+
+
+def _names(workdirs: Sequence[str]) -> list[str]:
+  """Basenames, or the paths as given where two runs share a basename."""
+  base = [os.path.basename(os.path.normpath(w)) for w in workdirs]
+  return [b if base.count(b) == 1 else os.path.normpath(w) for b, w in zip(base, workdirs)]
+
+
+def _series(lines: list[dict], key: str) -> tuple[list[int], list[float]]:
+  pts = [(m["step"], m[key]) for m in lines if m.get(key) is not None]
+  return [s for s, _ in pts], [v for _, v in pts]
+
+
+def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
+  """Writes the learning curves of the runs to `out` (any format matplotlib writes)."""
+  fig = Figure(figsize=(13, 8.5), layout="constrained")
+  canvas = FigureCanvasAgg(fig)  # Agg: no display needed
+  ext = os.path.splitext(out)[1].lstrip(".").lower()
+  if ext not in canvas.get_supported_filetypes():
+    raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
+  runs = [read_run(w) for w in workdirs]  # every workdir checked before drawing
+  ax_loss, ax_len, ax_train, ax_eval = fig.subplots(2, 2, sharex=True).ravel()
+  colors = itertools.cycle(f"C{i}" for i in range(10))
+  for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
+    label = run_label(workdir, name)
+    ax_loss.plot(*_series(train, "loss"), color=color, label=label)
+    ax_len.plot(*_series(train, "cur_length"), color=color, drawstyle="steps-post", label=label)
+    ax_train.plot(*_series(train, "seq_error"), color=color, label=label)
+    ax_train.plot(*_series(train, "seq_error_all"), color=color, ls=":", alpha=0.7)
+    lengths = sorted({m["eval_length"] for m in evals})
+    for length, style in zip(lengths, itertools.cycle(_LENGTH_STYLES)):
+      at = [m for m in evals if m["eval_length"] == length]
+      periodic = [m for m in at if not m.get("final") and m.get("source") != "evaluate"]
+      later = [m for m in at if m not in periodic]
+      ax_eval.plot(*_series(periodic, "seq_error"), color=color, ls=style, marker="o", ms=3,
+                   label=f"{name} length {length}")
+      if later:
+        ax_eval.plot(*_series(later, "seq_error"), color=color, ls="none", marker="*", ms=10,
+                     label=None if periodic else f"{name} length {length}")
+  ax_loss.set(yscale="log", title="training loss", ylabel="cross-entropy")
+  ax_len.set(title="curriculum length", ylabel="columns")
+  ax_train.set(title="training sequence error (solid: curriculum length; dotted: all lengths)",
+               ylabel="fraction wrong", ylim=(-0.03, 1.03))
+  ax_eval.set(title="evaluation sequence error (stars: final / evaluate command)",
+              ylabel="fraction wrong", ylim=(-0.03, 1.03))
+  for ax in (ax_train, ax_eval):
+    ax.set_xlabel("training step")
+  for ax in (ax_loss, ax_len, ax_train, ax_eval):
+    ax.grid(alpha=0.3)
+  ax_loss.legend(fontsize=8)
+  if ax_eval.get_legend_handles_labels()[0]:
+    ax_eval.legend(fontsize=8, ncol=1 + len(workdirs) // 4)
+  fig.suptitle("Neural GPU learning curves")
+  try:
+    fig.savefig(out, dpi=dpi)
+  except OSError as e:
+    raise PlotError(f"cannot write {out}: {e}") from None
+
+
+def define_flags():
+  flags.DEFINE_string("out", None, "Image to write, e.g. curves.png.")
+  flags.DEFINE_integer("dpi", 100, "Resolution.")
+  flags.mark_flag_as_required("out")
+
+
+def main(argv):
+  workdirs = argv[1:]
+  if not workdirs:
+    report.fail("give at least one run directory: python -m ngpu_jax.plot WORKDIR ... --out=FILE.png")
+  try:
+    plot_runs(workdirs, flags.FLAGS.out, flags.FLAGS.dpi)
+  except PlotError as e:
+    report.fail(str(e))
+  print(f"wrote {flags.FLAGS.out}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
