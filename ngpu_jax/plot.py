@@ -59,9 +59,12 @@ def _names(workdirs: Sequence[str]) -> list[str]:
   return [b if base.count(b) == 1 else os.path.normpath(w) for b, w in zip(base, workdirs)]
 
 
-def _series(lines: list[dict], key: str) -> tuple[list[int], list[float]]:
+def _plot(ax, lines: list[dict], key: str, **kw) -> None:
+  """key against step; short series get markers, since one point draws no line."""
   pts = [(m["step"], m[key]) for m in lines if m.get(key) is not None]
-  return [s for s, _ in pts], [v for _, v in pts]
+  kw.setdefault("marker", "o" if len(pts) <= 20 else None)
+  kw.setdefault("ms", 3)
+  ax.plot([s for s, _ in pts], [v for _, v in pts], **kw)
 
 
 def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
@@ -76,25 +79,25 @@ def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
   colors = itertools.cycle(f"C{i}" for i in range(10))
   for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
     label = run_label(workdir, name)
-    ax_loss.plot(*_series(train, "loss"), color=color, label=label)
-    ax_len.plot(*_series(train, "cur_length"), color=color, drawstyle="steps-post", label=label)
-    ax_train.plot(*_series(train, "seq_error"), color=color, label=label)
-    ax_train.plot(*_series(train, "seq_error_all"), color=color, ls=":", alpha=0.7)
+    _plot(ax_loss, train, "loss", color=color, label=label)
+    _plot(ax_len, train, "cur_length", color=color, drawstyle="steps-post")
+    _plot(ax_train, train, "seq_error", color=color)
+    _plot(ax_train, train, "seq_error_all", color=color, ls=":", alpha=0.7)
     lengths = sorted({m["eval_length"] for m in evals})
     for length, style in zip(lengths, itertools.cycle(_LENGTH_STYLES)):
       at = [m for m in evals if m["eval_length"] == length]
       periodic = [m for m in at if not m.get("final") and m.get("source") != "evaluate"]
       later = [m for m in at if m not in periodic]
-      ax_eval.plot(*_series(periodic, "seq_error"), color=color, ls=style, marker="o", ms=3,
-                   label=f"{name} length {length}")
+      _plot(ax_eval, periodic, "seq_error", color=color, ls=style, marker="o",
+            label=f"{name} length {length}" if periodic else None)
       if later:
-        ax_eval.plot(*_series(later, "seq_error"), color=color, ls="none", marker="*", ms=10,
-                     label=None if periodic else f"{name} length {length}")
+        _plot(ax_eval, later, "seq_error", color=color, ls="none", marker="*", ms=10,
+              label=None if periodic else f"{name} length {length}")
   ax_loss.set(yscale="log", title="training loss", ylabel="cross-entropy")
   ax_len.set(title="curriculum length", ylabel="columns")
-  ax_train.set(title="training sequence error (solid: curriculum length; dotted: all lengths)",
+  ax_train.set(title="training sequence error\n(solid: at the curriculum length; dotted: all lengths)",
                ylabel="fraction wrong", ylim=(-0.03, 1.03))
-  ax_eval.set(title="evaluation sequence error (stars: final / evaluate command)",
+  ax_eval.set(title="evaluation sequence error per length\n(stars: final evaluation, evaluate command)",
               ylabel="fraction wrong", ylim=(-0.03, 1.03))
   for ax in (ax_train, ax_eval):
     ax.set_xlabel("training step")

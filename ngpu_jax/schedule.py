@@ -25,6 +25,7 @@ class Schedule:
   recent_losses: list[float] = dataclasses.field(default_factory=list)  # last 3 window losses
   averaged: int = 0               # how many times the copies were replaced by their mean
   lr_factor: float = 1.0          # product of the lr decays so far; lr = optim.learning_rate * this
+  train_seconds: float = 0.0      # wall time spent training, summed over resumed sessions
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

@@ -79,6 +79,7 @@ class _Run:
     self._pending = []   # (device metrics, in_curriculum) not yet pulled to the host
     self._line = []      # host metrics since the last train line
     self.progress = report.Progress(self.step, config.num_steps)
+    self._clock = time.perf_counter()
 
   def _apply(self, average: bool) -> None:
     lr = self.config.optim.learning_rate * self.sched.lr_factor
@@ -117,7 +118,11 @@ class _Run:
   def log_line(self) -> None:
     if not self._line:
       return
+    now = time.perf_counter()
+    self.sched.train_seconds += now - self._clock
+    self._clock = now
     line = _train_line(self.sched, self._line, float(optim.get_learning_rate(self.state.opt_state)))
+    line["train_seconds"] = round(self.sched.train_seconds, 3)
     self._line = []
     self.reporter.write("train", self.step, line)
     report.log(self.progress.line(self.step, line))

@@ -7,7 +7,9 @@ The state after step t is a W x H x M grid (columns x rows x maps). A panel show
 W columns along x and, down y, one band per row h holding its M maps (row 0, where the answer
 is read, on top); colour is the value, blue -1 .. red +1. Under the columns: the input
 symbols, little-endian as the model reads them ('_' is a blank), and under the answer step n
-also the model's output and the expected answer (a wrong output digit is red).
+also the model's output and the expected answer (a wrong output digit is red). The colour
+scale is fixed at [-1, 1]; values beyond it (mostly the unsquashed input embedding in early
+steps) take its end colours, and the caption then gives their range.
 
 FILE.png: one panel per chosen step (default: about 6, from step 1 to the answer step n).
 FILE.gif: one frame per step 1..n; FILE.mp4 the same, where ffmpeg is installed.
@@ -33,8 +35,8 @@ FORMATS = (".png", ".gif", ".mp4")
 DEFAULT_PANELS = 6
 CMAP = "RdBu_r"       # diverging: blue < 0 < red, white at 0
 TEXT_ROW_PT = 12      # height of one row of decoded symbols under a panel
-_LAYOUT_IN = {"left": 1.25, "gap": 0.35, "top": 0.4, "bottom": 1.05, "head": 0.85,
-              "cbar": 1.0, "panel_h": 3.0}
+_LAYOUT_IN = {"left": 1.25, "gap": 0.35, "top": 0.4, "bottom": 1.05, "cbar": 1.0,
+              "panel_h": 3.0}
 
 
 class VisualizeError(ValueError):
@@ -99,18 +101,43 @@ def _panel_width_in(w: int) -> float:
   return min(max(0.25 * w + 0.8, 3.0), 16.0)
 
 
-def _grid(n_panels: int, w: int) -> tuple[int, int]:
-  """(rows, cols) of panels: as many side by side as fit in about 18 inches."""
-  per_panel = _LAYOUT_IN["left"] + _panel_width_in(w) + _LAYOUT_IN["gap"]
-  cols = max(1, min(n_panels, int(18 // per_panel)))
-  return math.ceil(n_panels / cols), cols
+class _Layout(NamedTuple):
+  """Where things go, in inches: fixed for all frames of an animation."""
+  rows: int
+  cols: int
+  panel_w: float
+  head: float      # the caption's band at the top
+  caption: str
+  clipped: bool    # some value outside [-1, 1]: the colour bar gets arrows
 
 
-def _new_figure(n_panels: int, w: int) -> Figure:
-  rows, cols = _grid(n_panels, w)
+def _layout(trace: Trace, task: tasks.Task, n_panels: int, steps: Sequence[int],
+            note: str) -> _Layout:
+  """Panels side by side as fit in about 18 inches; the caption wrapped to the width."""
+  _, w, h, m = trace.s_TxWxHxM.shape
   lay = _LAYOUT_IN
-  width = cols * (lay["left"] + _panel_width_in(w) + lay["gap"]) + lay["cbar"]
-  height = lay["head"] + rows * (lay["top"] + lay["panel_h"] + lay["bottom"])
+  pw = _panel_width_in(w)
+  cols = max(1, min(n_panels, int(18 // (lay["left"] + pw + lay["gap"]))))
+  width_in = cols * (lay["left"] + pw + lay["gap"]) + lay["cbar"]
+  # Fixed colour limits keep frames comparable, but the state can leave [-1, 1] (the
+  # input's embedding is not squashed; the CGRU only mixes it with tanh values).
+  shown = trace.s_TxWxHxM[np.asarray(steps) - 1]
+  lo, hi = float(shown.min()), float(shown.max())
+  clipped = max(-lo, hi) > 1
+  facts = [note, f"state: {h} rows x {m} maps per column"]
+  if clipped:
+    facts.append(f"colours clip at ±1 (values here span {lo:.2f}..{hi:.2f})")
+  chars = int(width_in * 72 / 7)  # ~7 pt per character at 11 pt
+  caption = "\n".join([textwrap.fill(headline(trace, task), chars),
+                       textwrap.fill("; ".join(f for f in facts if f), chars)])
+  head = 0.35 + 0.2 * caption.count("\n")
+  return _Layout(math.ceil(n_panels / cols), cols, pw, head, caption, clipped)
+
+
+def _new_figure(plan: _Layout) -> Figure:
+  lay = _LAYOUT_IN
+  width = plan.cols * (lay["left"] + plan.panel_w + lay["gap"]) + lay["cbar"]
+  height = plan.head + plan.rows * (lay["top"] + lay["panel_h"] + lay["bottom"])
   fig = Figure(figsize=(width, height))
   FigureCanvasAgg(fig)  # Agg: no display needed
   return fig
@@ -128,18 +155,17 @@ def _decode_rows(ax, rows: list[tuple[str, list[str], list[str]]], every: int) -
                   family="monospace", color=colors[c], weight="bold")
 
 
-def draw(fig: Figure, trace: Trace, task: tasks.Task, steps: Sequence[int], note: str = ""):
-  """Draws the panels of `steps` (1-based) into a figure made by _new_figure."""
+def draw(fig: Figure, plan: _Layout, trace: Trace, steps: Sequence[int]) -> None:
+  """Draws one panel per step (1-based) into a figure made by _new_figure(plan)."""
   t_all, w, h, m = trace.s_TxWxHxM.shape
   lay = _LAYOUT_IN
   fw, fh = fig.get_size_inches()
-  pw = _panel_width_in(w)
-  _, cols = _grid(len(steps), w)
+  pw = plan.panel_w
   image = None
   for i, t in enumerate(steps):
-    r, c = divmod(i, cols)
+    r, c = divmod(i, plan.cols)
     x0 = c * (lay["left"] + pw + lay["gap"]) + lay["left"]
-    y0 = fh - lay["head"] - (r + 1) * (lay["top"] + lay["panel_h"] + lay["bottom"]) + lay["bottom"]
+    y0 = fh - plan.head - (r + 1) * (lay["top"] + lay["panel_h"] + lay["bottom"]) + lay["bottom"]
     ax = fig.add_axes((x0 / fw, y0 / fh, pw / fw, lay["panel_h"] / fh))
     # Rows stacked as bands of M maps: y index h * M + map.
     img_HMxW = trace.s_TxWxHxM[t - 1].transpose(1, 2, 0).reshape(h * m, w)
@@ -165,18 +191,18 @@ def draw(fig: Figure, trace: Trace, task: tasks.Task, steps: Sequence[int], note
     _decode_rows(ax, rows, every=max(1, math.ceil(8 / col_pt)))
     ax.set_xlabel(f"{w} columns, little-endian (least significant digit left)",
                   labelpad=4 + len(rows) * TEXT_ROW_PT, fontsize=9)
-  head = textwrap.fill(headline(trace, task), width=int(fw * 72 / 7))  # ~7 pt per character
-  fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=11,
-               y=1 - 0.12 / fh, va="top")
+  fig.suptitle(plan.caption, fontsize=11, y=1 - 0.1 / fh, va="top")
   cax = fig.add_axes(((fw - lay["cbar"] + 0.15) / fw, lay["bottom"] / fh, 0.15 / fw,
-                      (fh - lay["head"] - lay["bottom"] - lay["top"]) / fh))
-  fig.colorbar(image, cax=cax).set_label(f"state value ({h} rows x {m} maps per column)")
+                      (fh - plan.head - lay["bottom"] - lay["top"]) / fh))
+  fig.colorbar(image, cax=cax, extend="both" if plan.clipped else "neither").set_label(
+      "state value")
 
 
 def render_png(trace: Trace, task: tasks.Task, steps: Sequence[int], out: str,
                note: str = "", dpi: int = 100) -> None:
-  fig = _new_figure(len(steps), len(trace.inp))
-  draw(fig, trace, task, steps, note)
+  plan = _layout(trace, task, len(steps), steps, note)
+  fig = _new_figure(plan)
+  draw(fig, plan, trace, steps)
   fig.savefig(out, dpi=dpi)
 
 
@@ -190,11 +216,12 @@ def render_animation(trace: Trace, task: tasks.Task, out: str, steps: Sequence[i
     writer = animation.FFMpegWriter(fps=fps)
   else:
     writer = animation.PillowWriter(fps=fps)
-  fig = _new_figure(1, len(trace.inp))
+  plan = _layout(trace, task, 1, steps, note)  # one caption for all frames
+  fig = _new_figure(plan)
   with writer.saving(fig, out, dpi):
     for t in steps:
       fig.clear()
-      draw(fig, trace, task, [t], note)
+      draw(fig, plan, trace, [t])
       writer.grab_frame()
 
 
@@ -231,6 +258,8 @@ def main(argv):
   parallel.setup_cpu_devices(1, 1)  # one problem: no batch to split
   try:
     ext = check_out(f.out)
+    if f.fps <= 0 or f.dpi <= 0:
+      raise VisualizeError("--fps and --dpi must be positive")
     try:
       spec = [int(s) for s in f.steps]
     except ValueError:
@@ -244,7 +273,7 @@ def main(argv):
     n = len(task.parse(f.problem))  # bad text fails here, before the checkpoint is read
     if n > f.max_length:
       raise VisualizeError(f"the problem needs {n} columns; the limit is --max_length="
-                           f"{f.max_length} (the picture grows with the square of the length)")
+                           f"{f.max_length} (the states kept grow with the square of the length)")
     steps = pick_steps(spec, n) if spec or ext == ".png" else None
     loaded = runs.load_run(workdir)
     trace = states_for(loaded, f.problem)

@@ -1,0 +1,121 @@
+"""The picture commands: visualize (states over steps) and plot (learning curves)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_module, tiny_config
+from ngpu_jax import model, plot, predict, runs, train, visualize
+
+PROBLEM = "1011+110"  # 4-bit operands: n = 9 columns, so 9 steps
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("viz") / "badd")
+  train.train_and_evaluate(tiny_config(), wd)
+  return wd
+
+
+@pytest.fixture(scope="module")
+def loaded(workdir):
+  return runs.load_run(workdir)
+
+
+def test_states_match_the_models_own_answer(loaded):
+  trace = visualize.states_for(loaded, PROBLEM)
+  n, m = len(trace.inp), loaded.config.model
+  assert trace.s_TxWxHxM.shape == (n, n, m.rows, m.maps)
+  assert np.all(np.isfinite(trace.s_TxWxHxM))
+  assert trace.target == loaded.task.target(loaded.task.parse(PROBLEM))
+  logits_1xWxC = np.asarray(model.apply(
+      loaded.params, np.asarray([trace.inp], np.int32), np.asarray([n], np.int32),
+      rows=m.rows, cutoff=m.cutoff, conv_impl=m.conv_impl, remat=False))
+  assert trace.pred == np.argmax(logits_1xWxC[0], -1).tolist()
+  # The pictured last state is the one the answer is read from: row 0 through the readout.
+  readout = loaded.params["readout"]
+  logits_WxC = trace.s_TxWxHxM[n - 1, :, 0, :] @ np.asarray(readout["k"]) + np.asarray(readout["b"])
+  np.testing.assert_allclose(logits_WxC, logits_1xWxC[0], rtol=1e-4, atol=1e-4)
+  answers = predict.predict(loaded.predict_step, loaded.params, loaded.mesh, loaded.task,
+                            [trace.inp], loaded.config.buckets, 4)
+  assert answers == [loaded.task.format_output(trace.pred)]
+
+
+def test_pick_steps():
+  assert visualize.pick_steps(None, 9) == [1, 3, 4, 6, 7, 9]
+  assert visualize.pick_steps(None, 3) == [1, 2, 3]
+  assert visualize.pick_steps([5, -1, 1, 9], 9) == [1, 5, 9]
+  for bad in ([0], [10], [-10]):
+    with pytest.raises(visualize.VisualizeError, match="outside 1..9"):
+      visualize.pick_steps(bad, 9)
+
+
+def test_visualize_writes_a_png(workdir, tmp_path):
+  out = str(tmp_path / "steps.png")
+  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", "--task=badd",
+                    f"--problem={PROBLEM}", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "1011+0110" in proc.stdout
+  with Image.open(out) as img:
+    assert img.format == "PNG" and img.size[0] > 400 and img.size[1] > 300
+
+
+def test_visualize_writes_a_gif_with_one_frame_per_step(workdir, tmp_path):
+  out = str(tmp_path / "steps.gif")
+  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", f"--problem={PROBLEM}",
+                    f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with Image.open(out) as img:
+    assert img.format == "GIF" and getattr(img, "n_frames", 1) == 9
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--problem=12+1"], "left operand in base 2: digit '2'"),
+    (["--problem=101"], "missing operator"),
+    (["--problem=1*1", "--task=bmul"], "trained on 'badd'"),
+    (["--problem=1+1", "--steps=0"], "outside 1..3"),
+    (["--problem=1+1", "--out=x.jpg"], "unknown format"),
+])
+def test_visualize_rejects_bad_requests(workdir, tmp_path, args, message):
+  out = [] if any(a.startswith("--out") for a in args) else [f"--out={tmp_path / 'x.png'}"]
+  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", *out, *args)
+  assert proc.returncode == 2
+  assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mp4_without_ffmpeg_asks_for_a_gif():
+  if visualize.animation.writers.is_available("ffmpeg"):
+    pytest.skip("ffmpeg is installed")
+  with pytest.raises(visualize.VisualizeError, match="use --out=NAME.gif"):
+    visualize.check_out("steps.mp4")
+
+
+def test_plot_one_and_two_runs(workdir, tmp_path):
+  other = str(tmp_path / "seed1")
+  os.makedirs(other)
+  shutil.copy(os.path.join(workdir, "metrics.jsonl"), other)
+  with open(os.path.join(other, "config.json"), "w") as f:
+    json.dump({"task": "badd", "seed": 1}, f)
+  assert plot.run_label(other) == "seed1 (badd, seed 1)"
+  for dirs in ([workdir], [workdir, other]):
+    out = str(tmp_path / f"curves{len(dirs)}.png")
+    plot.plot_runs(dirs, out)
+    with Image.open(out) as img:
+      assert img.format == "PNG" and img.size[0] > 400
+
+
+def test_plot_command_and_missing_metrics(workdir, tmp_path):
+  out = str(tmp_path / "curves.png")
+  proc = run_module("ngpu_jax.plot", workdir, f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert os.path.getsize(out) > 0
+  empty = str(tmp_path / "empty_run")
+  os.makedirs(empty)
+  proc = run_module("ngpu_jax.plot", workdir, empty, f"--out={tmp_path / 'no.png'}")
+  assert proc.returncode == 2
+  assert empty in proc.stderr and "Traceback" not in proc.stderr
+  assert not os.path.exists(tmp_path / "no.png")
