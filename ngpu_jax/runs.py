@@ -3,9 +3,13 @@
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any
 
+import jax
 import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
 
 from ngpu_jax import checkpoint, configlib, parallel, steps, tasks
 
@@ -85,16 +89,70 @@ class LoadedRun:
 
 
 def load_run(workdir: str) -> LoadedRun:
-  """Config and newest checkpointed params of a run, with compiled eval/predict steps."""
+  """Config and params of a run (newest checkpoint) or of an exported model, compiled steps."""
   config = load_config(workdir)
   task = tasks.get_task(config.task)
   mesh = parallel.make_mesh()
-  optimizer = steps.make_optimizer(config)
-  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-  restored = ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
-  ckpt.close()
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
-  state, _ = restored
-  return LoadedRun(config, task, mesh, state.params, int(state.step),
+  if os.path.isdir(os.path.join(workdir, EXPORT_DIR)):
+    params, step = load_exported(workdir, config, task, mesh)
+  else:
+    optimizer = steps.make_optimizer(config)
+    ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    restored = ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
+    ckpt.close()
+    if restored is None:
+      raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
+    params, step = restored[0].params, int(restored[0].step)
+  return LoadedRun(config, task, mesh, params, step,
                    steps.make_eval_step(config, mesh), steps.make_predict_step(config, mesh))
+
+
+# An exported model: config.json + params/ (orbax) + step.json; no optimizer state.
+EXPORT_DIR = "params"
+
+
+def load_exported(model_dir: str, config, task, mesh):
+  repl = parallel.replicated(mesh)
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl),
+                          jax.eval_shape(lambda: steps.init_params(config, task)))
+  params = ocp.StandardCheckpointer().restore(
+      os.path.abspath(os.path.join(model_dir, EXPORT_DIR)), abstract)
+  with open(os.path.join(model_dir, "step.json")) as f:
+    return params, int(json.load(f)["step"])
+
+
+def collapse_averaged_copies(params, config):
+  """(params, config) with identical relaxation copies stored once (relax.copies = 1)."""
+  config = ml_collections.ConfigDict(config_to_dict(config))
+  copies = jax.tree.leaves(params["steps"])[0].shape[0]
+  if copies > 1 and all(np.array_equal(a[0], a[i]) for a in jax.tree.leaves(params["steps"])
+                        for i in range(1, copies)):
+    params = {**params, "steps": jax.tree.map(lambda a: a[:1], params["steps"])}
+    config.relax.copies = 1
+  return params, config
+
+
+def export(workdir: str, out: str) -> dict:
+  """Writes the newest params of a run as a small model directory (for pretrained/).
+
+  Relaxation copies that training has averaged into one are stored once
+  (relax.copies = 1 in the exported config): the model computes the same.
+  """
+  loaded = load_run(workdir)
+  params, config = collapse_averaged_copies(jax.device_get(loaded.params), loaded.config)
+  if os.path.exists(out):
+    raise FileExistsError(f"{out} exists; remove it first")
+  tmp = out.rstrip("/") + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(os.path.abspath(os.path.join(tmp, EXPORT_DIR)), params)
+  ckptr.wait_until_finished()  # the save is asynchronous; rename only what is complete
+  ckptr.close()
+  with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+    json.dump(config_to_dict(config), f, indent=2)
+  with open(os.path.join(tmp, "step.json"), "w") as f:
+    json.dump({"step": loaded.step, "source": os.path.abspath(workdir)}, f)
+  os.replace(tmp, out)  # all or nothing
+  return {"step": loaded.step, "relax_copies": config.relax.copies,
+          "params": sum(int(np.size(a)) for a in jax.tree.leaves(params))}

@@ -133,3 +133,33 @@ def test_main_rejects_a_workdir_it_cannot_write(tmp_path):
   proc = run_module("ngpu_jax.main", "--config=experiments/badd.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}")
   assert proc.returncode == 2
   assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_gives_a_model_that_predicts_the_same(workdir, tmp_path):
+  wd, _ = workdir
+  out = tmp_path / "model"
+  proc = run_module("ngpu_jax.export", f"--workdir={wd}", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sorted(os.listdir(out)) == ["config.json", "params", "step.json"]
+  problems = "1011+110\n111+1\n10+10\n"
+  a = run_module("ngpu_jax.predict", f"--model={wd}", stdin=problems)
+  b = run_module("ngpu_jax.predict", f"--model={out}", stdin=problems)
+  assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
+  again = run_module("ngpu_jax.export", f"--workdir={wd}", f"--out={out}")
+  assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_collapse_averaged_copies():
+  import jax
+  import numpy as np
+  from conftest import tiny_config
+  from ngpu_jax import relax, runs, steps, tasks
+  config = tiny_config()
+  params = jax.device_get(steps.init_params(config, tasks.get_task("badd")))
+  moved = {**params, "steps": jax.tree.map(lambda a: a + np.arange(a.shape[0]).reshape((-1,) + (1,) * (a.ndim - 1)), params["steps"])}
+  same, cfg = runs.collapse_averaged_copies(moved, config)
+  assert cfg.relax.copies == 6 and same is moved  # copies differ: kept
+  averaged = jax.device_get(relax.average(moved))
+  one, cfg = runs.collapse_averaged_copies(averaged, config)
+  assert cfg.relax.copies == 1 and config.relax.copies == 6
+  assert all(a.shape[0] == 1 for a in jax.tree.leaves(one["steps"]))

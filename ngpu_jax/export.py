@@ -1,0 +1,30 @@
+"""Writes a trained run as a small model directory, e.g. for pretrained/:
+
+  python -m ngpu_jax.export --workdir=runs/badd --out=pretrained/badd
+
+The directory holds config.json, params/ (orbax) and step.json; predict,
+evaluate and visualize load it by path, or by name when it is under pretrained/.
+"""
+
+from absl import app, flags
+
+from ngpu_jax import report, runs
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training run to export.")
+_OUT = flags.DEFINE_string("out", None, "Model directory to create (must not exist).")
+
+
+def main(argv):
+  del argv
+  report.quiet_absl_logging()
+  try:
+    info = runs.export(_WORKDIR.value, _OUT.value)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
+    report.fail(str(e))
+  print(f"exported step {info['step']} of {_WORKDIR.value} to {_OUT.value}: {info['params']} "
+        f"parameters, {info['relax_copies']} relaxation copy(ies)")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir", "out"])
+  app.run(main)
