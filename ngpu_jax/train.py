@@ -8,6 +8,7 @@ continues exactly as an uninterrupted run would.
 """
 
 import time
+from typing import Callable
 
 import jax
 import ml_collections
@@ -53,8 +54,9 @@ def _train_line(sched, ms, lr):
 class _Run:
   """The state of one training run and the jitted functions that move it."""
 
-  def __init__(self, config, workdir, mesh, task):
+  def __init__(self, config, workdir, mesh, task, on_log=None):
     self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
+    self.on_log = on_log
     self.reporter = report.Reporter(workdir, parallel.is_main_process())
     optimizer = steps.make_optimizer(config)
     self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
@@ -126,6 +128,8 @@ class _Run:
     self._line = []
     self.reporter.write("train", self.step, line)
     report.log(self.progress.line(self.step, line))
+    if self.on_log is not None:
+      self.on_log(self.step, line)
 
   def evaluate(self, lengths, examples, seed, **extra) -> dict:
     results = evaluate.evaluate_lengths(self._eval_step, self.state.params, self.task, self.mesh,
@@ -159,15 +163,20 @@ class _Run:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       allow_config_change: bool = False) -> dict:
-  """Trains (or resumes) the run in workdir; returns the final evaluation."""
+                       allow_config_change: bool = False,
+                       on_log: Callable[[int, dict], None] | None = None) -> dict:
+  """Trains (or resumes) the run in workdir; returns the final evaluation.
+
+  on_log(step, train_line) is called after every train line (e.g. a notebook's
+  progress bar).
+  """
   configlib.validate(config)
   task = tasks.get_task(config.task)
   runs.check_or_write_config(workdir, config, allow_config_change)
   mesh = parallel.make_mesh()
   if config.batch_size % mesh.devices.size:
     raise ValueError(f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices")
-  run = _Run(config, workdir, mesh, task)
+  run = _Run(config, workdir, mesh, task, on_log)
   report.log(f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
              f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
              f"{jax.process_count()} process(es); starting at step {run.step}")
