@@ -106,6 +106,29 @@ def bench_forward(config, task, mesh, length, batch_sizes, reps):
   return best
 
 
+def bench_launch(cache_dir: str) -> float:
+  """Seconds from starting the launcher (paper config) to its first training step's line."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with tempfile.TemporaryDirectory() as workdir:
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ngpu_jax.main", "--config=experiments/badd.py",
+         f"--workdir={workdir}", "--config.num_steps=1", "--config.log_every=1",
+         f"--compilation_cache={cache_dir}"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONPATH": repo})
+    seconds = float("nan")
+    for line in proc.stdout:
+      if line.startswith("step 1/"):
+        seconds = time.perf_counter() - t
+        break
+    proc.kill()
+    proc.wait()
+  return seconds
+
+
 def main(argv):
   del argv
   from ngpu_jax import configlib, parallel, tasks  # pylint: disable=g-import-not-at-top
@@ -125,6 +148,11 @@ def main(argv):
     rows.append(bench_forward(config, task, mesh, 4001, (2, 4), 1))
   for r in rows:
     r["matmul_fraction"] = r["gflops_per_s"] / peak
+  import tempfile  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as cache:
+    launch = {"cold_cache_s": bench_launch(cache), "warm_cache_s": bench_launch(cache)}
+  print(f"launch to first training step (paper config): {launch['cold_cache_s']:.1f} s with an "
+        f"empty compilation cache, {launch['warm_cache_s']:.1f} s with a warm one")
   header = (f"{'function':>10} {'length':>6} {'batch':>5} {'first call s':>12} {'step s':>8} "
             f"{'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}")
   print(header)
@@ -136,7 +164,7 @@ def main(argv):
   result = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "devices": mesh.devices.size, "platform": jax.devices()[0].platform,
             "jax": jax.__version__, "matmul_gflops_per_s": peak, "quick": FLAGS.quick,
-            "rows": rows}
+            "rows": rows, "launch": launch}
   if FLAGS.out:
     with open(FLAGS.out, "w") as f:
       json.dump(result, f, indent=2)
