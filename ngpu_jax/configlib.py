@@ -66,6 +66,7 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.final_eval = ml_collections.ConfigDict()
   c.final_eval.lengths = (41, 401)  # evaluated once when training ends
   c.final_eval.examples = 128
+  c.final_eval.probe_examples = 16  # per hard-case probe family and length (arithmetic; 0 = off)
 
   c.stop_when_solved = True    # stop once the curriculum is done and eval.lengths are error-free
   return c
@@ -88,6 +89,7 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval.batch_size = 16
   c.final_eval.lengths = (12, 24)
   c.final_eval.examples = 16
+  c.final_eval.probe_examples = 4
   c.stop_when_solved = False
   return c
 
@@ -147,6 +149,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"{group}.lengths: must be ints >= curriculum.min_length, got {lengths!r}")
     need(c[group].examples > 0, f"{group}.examples: must be positive")
   need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
+  need(c.final_eval.probe_examples >= 0, "final_eval.probe_examples: must be >= 0")
   need(c.eval.every > 0, "eval.every: must be positive")
   if errors:
     raise ValueError("invalid config:\n  " + "\n  ".join(errors))

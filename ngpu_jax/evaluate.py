@@ -5,13 +5,13 @@
 prints a table and appends eval lines to DIR/metrics.jsonl.
 """
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
 from absl import app, flags
 
-from ngpu_jax import data, parallel, tasks
+from ngpu_jax import data, parallel, probes, tasks
 
 
 def batch_size_for(requested: int, num_devices: int) -> int:
@@ -19,34 +19,60 @@ def batch_size_for(requested: int, num_devices: int) -> int:
   return max(num_devices, (requested // num_devices) * num_devices)
 
 
+def score(eval_step, params, mesh, make: Callable[[int], data.Batch], examples: int,
+          batch_size: int) -> dict:
+  """{seq_error, symbol_error, examples} over ALL output cells of `examples` problems.
+
+  make(bs) returns the next batch of bs problems. Batches are padded to the
+  device count; rows of length 0 count nothing (empty mask), so only
+  `examples` problems enter the figures.
+  """
+  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
+  seq = sym = total = seen = 0
+  while seen < examples:
+    b = make(bs)
+    take = min(bs, examples - seen)
+    b.n_B[take:] = 0
+    m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
+    seq += int(m["seq_wrong"])
+    sym += int(m["sym_wrong"])
+    total += int(m["sym_total"])
+    seen += take
+  return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
+
+
 def evaluate_lengths(eval_step, params, task: tasks.Task, mesh, lengths: Sequence[int],
                      examples: int, batch_size: int, seed: int) -> dict[int, dict]:
-  """{length: {seq_error, symbol_error, examples}} over ALL output cells.
-
-  Problems come from a stream of their own per (seed, length), so the same
-  command scores the same problems. Batches are padded with extra problems to
-  the device count; only `examples` of them are counted.
-  """
-  ndev = mesh.devices.size
-  bs = batch_size_for(min(batch_size, examples), ndev)
+  """{length: score} on fresh random problems from a stream of their own per (seed, length)."""
   results = {}
   for length in lengths:
     rng = data.eval_rng(seed, length)
-    seq = sym = total = seen = 0
-    while seen < examples:
-      b = data.make_batch(task, rng, bs, length, length)
-      take = min(bs, examples - seen)
-      # Rows of length 0 count nothing (empty mask), so the last batch can be
-      # filled up to the device multiple without changing the figures.
-      b.n_B[take:] = 0
-      m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
-      seq += int(m["seq_wrong"])
-      sym += int(m["sym_wrong"])
-      total += int(m["sym_total"])
-      seen += take
-    results[int(length)] = {"seq_error": seq / seen, "symbol_error": sym / max(total, 1),
-                            "examples": seen}
+    results[int(length)] = score(
+        eval_step, params, mesh, lambda bs, rng=rng, n=length: data.make_batch(task, rng, bs, n, n),
+        examples, batch_size)
   return results
+
+
+def evaluate_probes(eval_step, params, task: tasks.Task, mesh, lengths: Sequence[int],
+                    examples: int, batch_size: int, seed: int) -> dict[tuple[str, int], dict]:
+  """{(family, length): score} for every hard-case probe family of the task."""
+  results = {}
+  for family in probes.families(task):
+    for length in lengths:
+      rng = data.eval_rng(seed, length)
+      results[(family, int(length))] = score(
+          eval_step, params, mesh,
+          lambda bs, f=family, rng=rng, n=length: probes.probe_batch(task, f, rng, n, bs),
+          examples, batch_size)
+  return results
+
+
+def format_probe_table(results: dict[tuple[str, int], dict]) -> str:
+  rows = [f"{'probe family':>26} {'length':>7} {'examples':>8} {'seq_error':>10} {'symbol_error':>12}"]
+  for (family, length), r in results.items():
+    rows.append(f"{family:>26} {length:>7} {r['examples']:>8} {r['seq_error']:>10.4f} "
+                f"{r['symbol_error']:>12.6f}")
+  return "\n".join(rows)
 
 
 def format_table(results: dict[int, dict], task_name: str) -> str:
@@ -65,6 +91,8 @@ def define_flags():
   flags.DEFINE_integer("examples", 128, "Fresh random problems per length.")
   flags.DEFINE_integer("batch_size", 0, "Problems per forward pass (0: the config's eval.batch_size).")
   flags.DEFINE_integer("seed", 1234, "Seed of the evaluation problems.")
+  flags.DEFINE_integer("probe_examples", 16, "Problems per hard-case probe family and length "
+                       "(arithmetic tasks; 0 = no probes).")
   flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
   flags.mark_flag_as_required("workdir")
 
@@ -91,9 +119,17 @@ def main(argv):
                              f.examples, f.batch_size or config.eval.batch_size, f.seed)
   print(f"{task.name} at step {loaded.step} ({f.workdir})")
   print(format_table(results, task.name))
+  probe_results = {}
+  if f.probe_examples > 0 and probes.families(task):
+    probe_results = evaluate_probes(loaded.eval_step, loaded.params, task, loaded.mesh, lengths,
+                                    f.probe_examples, f.batch_size or config.eval.batch_size, f.seed)
+    print(format_probe_table(probe_results))
   reporter = report.Reporter(f.workdir, parallel.is_main_process())
   for length, r in results.items():
     reporter.write("eval", loaded.step, {"eval_length": length, **r, "source": "evaluate"})
+  for (family, length), r in probe_results.items():
+    reporter.write("eval", loaded.step, {"eval_length": length, "probe": family, **r,
+                                         "source": "evaluate"})
   reporter.close()
 
 

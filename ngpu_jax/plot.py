@@ -46,7 +46,9 @@ def read_run(workdir: str) -> tuple[list[dict], list[dict]]:
   except (OSError, ValueError) as e:
     raise PlotError(f"{workdir}: unreadable metrics.jsonl: {e}") from None
   train = sorted((m for m in lines if m.get("kind") == "train"), key=lambda m: m["step"])
-  evals = sorted((m for m in lines if m.get("kind") == "eval"), key=lambda m: m["step"])
+  # Random-problem evaluations only: hard-case probe lines have tables of their own.
+  evals = sorted((m for m in lines if m.get("kind") == "eval" and "probe" not in m),
+                 key=lambda m: m["step"])
   if not train and not evals:
     raise PlotError(f"{workdir}: no metrics to plot ({os.path.join(workdir, 'metrics.jsonl')} "
                     "is missing or has no train/eval lines)")

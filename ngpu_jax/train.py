@@ -14,8 +14,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from ngpu_jax import (checkpoint, configlib, data, evaluate, optim, parallel, report, runs,
-                      schedule, steps, tasks)
+from ngpu_jax import (checkpoint, configlib, data, evaluate, optim, parallel, probes, report,
+                      runs, schedule, steps, tasks)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -138,6 +138,16 @@ class _Run:
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
     return results
 
+  def evaluate_probes(self, lengths, examples, seed) -> dict:
+    if examples <= 0 or not probes.families(self.task):
+      return {}
+    results = evaluate.evaluate_probes(self._eval_step, self.state.params, self.task, self.mesh,
+                                       lengths, examples, self.config.eval.batch_size, seed)
+    for (family, length), r in results.items():
+      self.reporter.write("eval", self.step, {"eval_length": length, "probe": family, **r,
+                                              "final": True})
+    return results
+
   def save(self) -> None:
     if self.last_saved == self.step:
       return
@@ -220,5 +230,8 @@ def _train(run: _Run) -> dict:
   report.log(f"final evaluation at step {run.step} (this session trained "
              f"{report.format_duration(train_seconds)}):\n"
              + evaluate.format_table(final, run.task.name))
+  probe_results = run.evaluate_probes(c.final_eval.lengths, c.final_eval.probe_examples, c.seed + 1)
+  if probe_results:
+    report.log(evaluate.format_probe_table(probe_results))
   return {"step": run.step, "cur_length": run.sched.cur_length, "eval": final,
-          "train_seconds": train_seconds}
+          "probes": probe_results, "train_seconds": train_seconds}

@@ -40,11 +40,16 @@ def test_main_writes_the_run_directory(workdir):
 def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   wd, _ = workdir
   before = len(report.read_metrics(wd))
-  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=7,41", "--examples=10")
+  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=7,41", "--examples=10",
+                    "--probe_examples=3")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
+  assert "max_plus_one      41        3" in proc.stdout
   new = report.read_metrics(wd)[before:]
-  assert [(m["eval_length"], m["examples"]) for m in new] == [(7, 10), (41, 10)]
+  assert [(m["eval_length"], m["examples"]) for m in new if "probe" not in m] == [(7, 10), (41, 10)]
+  probe_lines = {(m["probe"], m["eval_length"]) for m in new if "probe" in m}
+  assert probe_lines == {(f, n) for f in ("max_plus_one", "max_plus_max", "alternating",
+                                          "carry_chain_random_start") for n in (7, 41)}
 
 
 def test_predict_answers_one_line_per_problem(workdir):

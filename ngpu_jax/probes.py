@@ -1,0 +1,107 @@
+"""Hard-case probes for the arithmetic tasks: the structured inputs that break Neural GPUs.
+
+Random operands almost never contain a long carry chain, so a model can be
+perfect on random numbers and still fail on 111...1 + 1, or on Price et al.'s
+000...002 x 000...002. Each family draws operand pairs (Python ints, k digits
+with leading zeros) for a given length; the answers come from the task's exact
+arithmetic like every other problem.
+"""
+
+from typing import Callable
+
+import numpy as np
+
+from ngpu_jax import data, tasks
+
+Pairs = list[tuple[int, int]]
+Family = Callable[[np.random.Generator, int, int, int], Pairs]  # (rng, base, k, count)
+
+
+def _rand(rng, base, k):
+  return int(sum(int(d) * base**i for i, d in enumerate(rng.integers(0, base, k))))
+
+
+def _carry_chain_at_random_position(rng, base, k, count):
+  """a has a run of (base-1) digits from position p up; b adds 1 at p: the carry runs to the top."""
+  pairs = []
+  for _ in range(count):
+    p = int(rng.integers(0, k))
+    low = _rand(rng, base, p)
+    a = low + (base ** k - base ** p)    # digits p..k-1 are base-1, random below p
+    pairs.append((a, base ** p))
+  return pairs
+
+
+def _alternating(rng, base, k, count):
+  """a = 1010...1, b = its complement pattern 0101...0, and the same pattern twice."""
+  a = sum((i % 2) * base**i for i in range(k))
+  b = sum(((i + 1) % 2) * base**i for i in range(k))
+  return [(a, b) if i % 2 == 0 else (a, a) for i in range(count)]
+
+
+def _one_digit(rng, base, k, count):
+  """All zeros but the lowest digit, zero-padded to full length (Price's 000...002 x 000...002)."""
+  return [(int(rng.integers(1, base)), int(rng.integers(1, base))) for _ in range(count)]
+
+
+def _powers(rng, base, k, count):
+  return [(base ** int(rng.integers(0, k)), base ** int(rng.integers(0, k))) for _ in range(count)]
+
+
+def _all_max(rng, base, k, count):
+  """(base^k - 1) with itself: every digit carries (addition) / maximal partial sums (product)."""
+  return [(base ** k - 1, base ** k - 1)] * count
+
+
+def _max_plus_one(rng, base, k, count):
+  """(base^k - 1) + 1: the carry crosses every digit."""
+  return [(base ** k - 1, 1)] * count
+
+
+def _max_times_random(rng, base, k, count):
+  """(base^k - 1) x random: partial sums whose carries travel far."""
+  return [(base ** k - 1, _rand(rng, base, k)) for _ in range(count)]
+
+
+ADD_FAMILIES: dict[str, Family] = {
+    "max_plus_one": _max_plus_one,
+    "max_plus_max": _all_max,
+    "alternating": _alternating,
+    "carry_chain_random_start": _carry_chain_at_random_position,
+}
+MUL_FAMILIES: dict[str, Family] = {
+    "one_digit_padded": _one_digit,
+    "powers_of_base": _powers,
+    "max_times_max": _all_max,
+    "max_times_random": _max_times_random,
+}
+
+
+def families(task: tasks.Task) -> dict[str, Family]:
+  """The probe families of an arithmetic task ({} for the others)."""
+  if task.name not in tasks.ARITHMETIC:
+    return {}
+  return MUL_FAMILIES if task.name.endswith("mul") else ADD_FAMILIES
+
+
+def base_of(task: tasks.Task) -> int:
+  return task.n_classes - 1  # classes are blank + the base's digits
+
+
+def problem_text(a: int, b: int, base: int, k: int, op: str) -> str:
+  """Both operands written with exactly k digits (leading zeros kept), as a person would."""
+  return f"{np.base_repr(a, base).zfill(k)}{op}{np.base_repr(b, base).zfill(k)}"
+
+
+def probe_batch(task: tasks.Task, family: str, rng: np.random.Generator, length: int,
+                count: int) -> data.Batch:
+  """count problems of one family at `length` (k = (length - 1) // 2 digits per operand)."""
+  base, k = base_of(task), (length - 1) // 2
+  op = "*" if task.name.endswith("mul") else "+"
+  x_BxW = np.zeros((count, length), np.int32)
+  y_BxW = np.zeros((count, length), np.int32)
+  for i, (a, b) in enumerate(families(task)[family](rng, base, k, count)):
+    inp = task.parse(problem_text(a, b, base, k, op))
+    inp += [tasks.PAD] * (length - len(inp))
+    x_BxW[i], y_BxW[i] = inp, task.target(inp)
+  return data.Batch(x_BxW, y_BxW, np.full((count,), length, np.int32))
