@@ -1,0 +1,115 @@
+"""Results table (markdown) from the runs of one or more sweep roots or workdirs.
+
+  python -m ngpu_jax.aggregate runs/sweeps/badd runs/sweeps/bmul --out=RESULTS.md
+
+Per task and variant (the config without its seed), over seeds: success rate
+(a success has zero sequence errors in its final evaluation at every length it
+was evaluated at), median steps and training wall time to the first periodic
+evaluation with zero errors at the training length, and the mean sequence and
+symbol error of the final evaluation per length. Hard-case probes, where run,
+get a table of their own.
+"""
+
+import json
+import os
+import statistics
+
+from absl import app, flags
+
+from ngpu_jax import report, runs
+
+_OUT = flags.DEFINE_string("out", "", "Markdown file to write (default: print only).")
+
+
+def find_workdirs(paths: list[str]) -> list[str]:
+  """Every directory at or below the paths that holds a config.json and metrics.jsonl."""
+  found = []
+  for path in paths:
+    for root, _, files in os.walk(path):
+      if runs.CONFIG_FILE in files and "metrics.jsonl" in files:
+        found.append(root)
+  return sorted(found)
+
+
+def _variant(config: dict) -> str:
+  """What distinguishes the setting, besides the seed: fields that differ from the task's base."""
+  from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
+  base = runs.config_to_dict(configlib.base(config["task"]))
+  diff = [d for d in runs.config_diff(base, config)
+          if not d.startswith(("seed:", "final_eval.", "eval.", "log_every", "checkpoint_every",
+                               "keep_checkpoints", "num_steps", "stop_when_solved"))]
+  return "; ".join(d.split(":")[0] + "=" + d.split("-> ")[-1] for d in diff) or "paper"
+
+
+def summarize(workdir: str) -> dict:
+  with open(os.path.join(workdir, runs.CONFIG_FILE)) as f:
+    config = json.load(f)
+  lines = report.read_metrics(workdir)
+  train = [m for m in lines if m["kind"] == "train"]
+  evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
+  max_len = config["curriculum"]["max_length"]
+  final = {m["eval_length"]: m for m in evals if m.get("final") or m.get("source") == "evaluate"}
+  first_zero = next((m["step"] for m in evals if not m.get("final") and m.get("source") != "evaluate"
+                     and m["eval_length"] == max_len and m["seq_error"] == 0.0), None)
+  seconds = None
+  if first_zero is not None:
+    seconds = next((m.get("train_seconds") for m in train if m["step"] >= first_zero), None)
+  probes = {(m["probe"], m["eval_length"]): m for m in lines if m["kind"] == "eval" and "probe" in m}
+  return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
+          "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
+          "final": final, "success": bool(final) and all(m["seq_error"] == 0 for m in final.values()),
+          "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes}
+
+
+def _median(xs):
+  xs = [x for x in xs if x is not None]
+  return statistics.median(xs) if xs else None
+
+
+def table(summaries: list[dict]) -> str:
+  groups = {}
+  for s in summaries:
+    groups.setdefault((s["task"], s["variant"]), []).append(s)
+  lengths = sorted({n for s in summaries for n in s["final"]})
+  head = ["task", "variant", "seeds", "success", "median steps to 0 err @train len",
+          "median train time to 0 err"] + [f"seq / sym err @{n}" for n in lengths]
+  out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for (task, variant), group in sorted(groups.items()):
+    wins = sum(s["success"] for s in group)
+    steps = _median([s["steps_to_zero"] for s in group])
+    secs = _median([s["seconds_to_zero"] for s in group])
+    row = [task, variant, str(len(group)), f"{wins}/{len(group)}",
+           "-" if steps is None else f"{steps:.0f}",
+           "-" if secs is None else report.format_duration(secs)]
+    for n in lengths:
+      at = [s["final"][n] for s in group if n in s["final"]]
+      row.append("-" if not at else
+                 f"{statistics.mean(m['seq_error'] for m in at):.3f} / "
+                 f"{statistics.mean(m['symbol_error'] for m in at):.4f} (n={len(at)})")
+    out.append("| " + " | ".join(row) + " |")
+  probe_rows = [(s["task"], s["variant"], s["seed"], fam, n, m["seq_error"])
+                for s in summaries for (fam, n), m in sorted(s["probes"].items())]
+  if probe_rows:
+    out += ["", "| task | variant | seed | probe family | length | seq err |", "|---|---|---|---|---|---|"]
+    out += [f"| {t} | {v} | {seed} | {fam} | {n} | {err:.3f} |"
+            for t, v, seed, fam, n, err in probe_rows]
+  return "\n".join(out)
+
+
+def main(argv):
+  paths = argv[1:]
+  if not paths:
+    report.fail("give one or more sweep roots or workdirs")
+  workdirs = find_workdirs(paths)
+  if not workdirs:
+    report.fail(f"no runs (config.json + metrics.jsonl) under {', '.join(paths)}")
+  text = (f"Made by `python -m ngpu_jax.aggregate {' '.join(paths)}`"
+          f"{' --out=' + _OUT.value if _OUT.value else ''}\n\n" + table([summarize(w) for w in workdirs]))
+  print(text)
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)

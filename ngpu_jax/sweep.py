@@ -1,0 +1,128 @@
+"""Runs an experiment over seeds x settings, one launcher process per run; resumable.
+
+  python -m ngpu_jax.sweep --config=experiments/badd.py --root=runs/sweeps/badd --seeds=0,1,2,3,4
+  python -m ngpu_jax.sweep --config=experiments/badd.py --root=... --jobs=2        # 2 at a time
+  python -m ngpu_jax.sweep --config=experiments/badd.py --root=... --shard=1/3     # machine 2 of 3
+
+An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
+[{"seed": 0, "model.maps": 48}, ...]); otherwise the sweep is one run per
+--seeds value. Each run is `python -m ngpu_jax.main` in ROOT/<run name>, so an
+interrupted sweep resumes every unfinished run from its checkpoint when the
+same command is given again, and skips finished ones. Runs are independent
+jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
+sharing ROOT split a sweep without talking to each other.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from ngpu_jax import report
+
+_CONFIG = flags.DEFINE_string("config", None, "Experiment file, optionally FILE:ARG as for main.")
+_ROOT = flags.DEFINE_string("root", None, "Directory holding one workdir per run.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, when the file defines no get_sweep.")
+_JOBS = flags.DEFINE_integer("jobs", 1, "Runs at a time on this machine (each gets cores / jobs).")
+_SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
+_SET = flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
+_DRY = flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
+
+
+def load_sweep(config_arg: str, seeds: list[int]) -> list[dict]:
+  """The file's get_sweep(arg), or one {'seed': s} per seed."""
+  path, _, arg = config_arg.partition(":")
+  spec = importlib.util.spec_from_file_location("_ngpu_sweep_config", path)
+  if spec is None or not os.path.exists(path):
+    raise ValueError(f"no experiment file {path!r}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if hasattr(module, "get_sweep"):
+    return list(module.get_sweep(arg or None))
+  return [{"seed": s} for s in seeds]
+
+
+def run_name(overrides: dict) -> str:
+  return ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+
+
+def is_finished(workdir: str) -> bool:
+  """A run is done once its final evaluation is in metrics.jsonl."""
+  return any(m.get("final") for m in report.read_metrics(workdir))
+
+
+def command(config_arg: str, workdir: str, overrides: dict, cpu_devices: int) -> list[str]:
+  args = [f"--config.{k}={v}" for k, v in overrides.items()]
+  return [sys.executable, "-m", "ngpu_jax.main", f"--config={config_arg}", f"--workdir={workdir}",
+          f"--cpu_devices={cpu_devices}", *args]
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+  try:
+    i, n = (int(x) for x in shard.split("/"))
+  except ValueError:
+    raise ValueError(f"--shard must look like i/n, got {shard!r}") from None
+  if not 0 <= i < n:
+    raise ValueError(f"--shard {shard}: need 0 <= i < n")
+  return i, n
+
+
+def main(argv):
+  del argv
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+    runs = load_sweep(_CONFIG.value, seeds)
+    i, n = parse_shard(_SHARD.value)
+    extra = dict(kv.split("=", 1) for kv in _SET.value)
+  except ValueError as e:
+    report.fail(str(e))
+  os.makedirs(_ROOT.value, exist_ok=True)
+  mine = [r for k, r in enumerate(runs) if k % n == i]
+  cpu_devices = max(1, (os.cpu_count() or 1) // max(_JOBS.value, 1))
+  todo = []
+  for overrides in mine:
+    workdir = os.path.join(_ROOT.value, run_name(overrides))
+    cmd = command(_CONFIG.value, workdir, {**overrides, **extra}, cpu_devices)
+    state = "finished" if is_finished(workdir) else "to run"
+    print(f"{state:>8}  {workdir}" + ("" if not _DRY.value else "\n          " + " ".join(cmd)))
+    if state == "to run":
+      todo.append((workdir, cmd))
+  with open(os.path.join(_ROOT.value, "sweep.json"), "w") as f:
+    json.dump({"config": _CONFIG.value, "runs": runs, "extra": extra}, f, indent=2)
+  if _DRY.value:
+    return
+  failed = _run_all(todo, max(_JOBS.value, 1))
+  if failed:
+    report.fail(f"{len(failed)} run(s) failed: " + ", ".join(failed) + " (see their launcher.log)")
+  print(f"sweep done: {len(mine)} run(s) in {_ROOT.value}")
+
+
+def _run_all(todo, jobs: int) -> list[str]:
+  """Runs the commands, `jobs` at a time; each one's output goes to WORKDIR/launcher.log."""
+  running, failed = [], []
+  while todo or running:
+    while todo and len(running) < jobs:
+      workdir, cmd = todo.pop(0)
+      os.makedirs(workdir, exist_ok=True)
+      log = open(os.path.join(workdir, "launcher.log"), "a")  # pylint: disable=consider-using-with
+      print(f" started  {workdir}", flush=True)
+      running.append((workdir, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+    time.sleep(0.5)
+    for item in list(running):
+      workdir, proc, log = item
+      if proc.poll() is not None:
+        log.close()
+        running.remove(item)
+        print(f"{'finished' if proc.returncode == 0 else 'FAILED':>8}  {workdir}", flush=True)
+        if proc.returncode != 0:
+          failed.append(workdir)
+  return failed
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "root"])
+  app.run(main)
