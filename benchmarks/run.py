@@ -63,11 +63,12 @@ def bench_train(config, task, mesh, lengths, reps):
   rows = []
   for length in lengths:
     batch = data.make_batch(task, np.random.default_rng(0), config.batch_size, length, length)
-    args = parallel.global_batch(mesh, *batch)
+    args = (parallel.global_batch(mesh, *batch),)
     holder = {"state": state}
 
     def one():
-      holder["state"], m = train_step(holder["state"], *args, np.float32(1e-3), np.float32(0.5))
+      holder["state"], m = train_step(holder["state"], args, np.float32(1e-3), np.float32(0.5),
+                                      np.float32(0.0))
       return m
     compile_s, step_s = _time(one, reps)
     state = holder["state"]

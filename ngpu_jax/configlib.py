@@ -24,7 +24,13 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.model.rows = 4         # H: rows of the mental image; the input is written into row 0
   c.model.layers = 2       # L: CGRU layers in one step, each with its own kernels
   c.model.cutoff = 1.2     # gates are clip(cutoff * sigmoid(x) - (cutoff - 1) / 2, 0, 1)
-  c.model.dropout = 0.15   # state dropout at width 8; the rate used is dropout * 8 / width
+  c.model.dropout = 0.15   # dropout at width 8; the rate used is dropout * 8 / width
+  c.model.dropout_on = "state"   # 'state' between steps (paper) or each layer's 'candidate' (DNGPU)
+  c.model.gate = "sigmoid_cutoff"  # or 'hard_sigmoid' = clip(0.5x + 0.5, 0, 1) (DNGPU)
+  c.model.candidate = "tanh"       # or 'hard_tanh' = clip(x, -1, 1) (DNGPU)
+  c.model.u_offset = 1.0   # constant added to the keep gate's pre-activation (DNGPU: 0.7)
+  c.model.r_offset = 1.0   # constant added to the reset gate's pre-activation (DNGPU: 0.5)
+  c.model.diagonal = False  # keep path reads 1/3 of the maps from each neighbour column (DNGPU)
   c.model.conv_impl = "auto"  # 'hybrid' (CPU), 'xla' (GPU/TPU), 'im2col', or 'auto' for the backend's
   c.model.remat = True     # rematerialise each step in the backward pass (memory / W)
 
@@ -35,13 +41,24 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.relax.pull_max = 0.1       # from here on such windows average the copies instead
 
   c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"        # or 'adamax' (optax.adamax, the DNGPU's optimizer family)
+  c.optim.clip_mode = "global_norm"  # clip the gradient's global norm, or each 'element'
   c.optim.learning_rate = 1e-3
   c.optim.adam_eps = 1e-4      # the reference's eps; optax's default 1e-8 is much smaller
-  c.optim.clip_norm = 1.0      # global-norm gradient clipping
+  c.optim.clip_norm = 1.0      # the clipping bound (global norm, or per element)
   c.optim.lr_decay = 0.98      # lr x this when a window's loss is worse than the last 3 windows'
   c.optim.noise_scale = 0.0    # gradient noise: scale * sqrt(seq_err / (t+1)^0.55); 0 = off
 
+  c.saturation = ml_collections.ConfigDict()  # DNGPU's cost on saturated pre-activations
+  c.saturation.enabled = False
+  c.saturation.limit = 0.9     # cost = mean relu(|pre-activation| - limit)
+  c.saturation.start = 1e-3    # initial weight; each window: clip(w * lr * loss / cost, min, max)
+  c.saturation.min = 1e-20
+  c.saturation.max = 1e-3
+
   c.curriculum = ml_collections.ConfigDict()
+  c.curriculum.mode = "paper"      # 'paper', or 'all_buckets': every step trains one batch per
+                                   # bucket up to max_length at that length, no curriculum (DNGPU)
   c.curriculum.min_length = 3      # shortest training length
   c.curriculum.start_length = 6    # curriculum length at step 0
   c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
@@ -117,6 +134,16 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
   need(m.cutoff >= 1.0, f"model.cutoff: must be >= 1, got {m.cutoff}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout: must be in [0, 1), got {m.dropout}")
+  need(m.dropout_on in ("state", "candidate"), f"model.dropout_on: must be state or candidate, got {m.dropout_on!r}")
+  need(m.gate in ("sigmoid_cutoff", "hard_sigmoid"), f"model.gate: must be sigmoid_cutoff or hard_sigmoid, got {m.gate!r}")
+  need(m.candidate in ("tanh", "hard_tanh"), f"model.candidate: must be tanh or hard_tanh, got {m.candidate!r}")
+  need(not m.diagonal or m.maps >= 3, "model.diagonal: needs maps >= 3 (a third shifts each way)")
+  need(c.optim.name in ("adam", "adamax"), f"optim.name: must be adam or adamax, got {c.optim.name!r}")
+  need(c.optim.clip_mode in ("global_norm", "element"),
+       f"optim.clip_mode: must be global_norm or element, got {c.optim.clip_mode!r}")
+  need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
+  sat = c.saturation
+  need(0 < sat.min <= sat.start <= sat.max, "saturation: need 0 < min <= start <= max")
   need(m.conv_impl in cgru.CONV_IMPLS, f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}")
   need(isinstance(c.relax.copies, int) and c.relax.copies >= 1, f"relax.copies: must be an int >= 1, got {c.relax.copies!r}")
   need(c.relax.pull_start >= 0 and c.relax.pull_factor >= 1.0 and c.relax.pull_max >= c.relax.pull_start,

@@ -67,3 +67,15 @@ def train_batch(task: tasks.Task, seed: int, step: int, batch_size: int, min_len
   rng = train_rng(seed, step)
   length = sample_length(rng, min_length, cur_length, max_length, p_recent, p_full)
   return make_batch(task, rng, batch_size, length, bucket_for(length, buckets))
+
+
+def all_bucket_lengths(buckets: Sequence[int], max_length: int) -> list[int]:
+  """The DNGPU's bins: every bucket below max_length, and max_length itself."""
+  return sorted({b for b in buckets if b < max_length} | {max_length})
+
+
+def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
+                       lengths: Sequence[int]) -> tuple[Batch, ...]:
+  """One batch of batch_size problems at each length (no curriculum), for `step`."""
+  rng = train_rng(seed, step)
+  return tuple(make_batch(task, rng, batch_size, n, n) for n in lengths)

@@ -3,7 +3,8 @@
 Params are a plain dict pytree:
   embed        VxM     symbol embeddings (row 0, the blank, is held at zero)
   embed_proj   {k: MxM, b: M}     1x1 conv from the embedding into row 0 of the state
-  steps        {gates_k: RxLx3x3xMx2M, gates_b: RxLx2M, cand_k: RxLx3x3xMxM, cand_b: RxLxM}
+  steps        {gates_k: RxLx3xKxMx2M, gates_b: RxLx2M, cand_k: RxLx3xKxMxM, cand_b: RxLxM}
+               (K = 3 kernel rows, or 1 for a 1-D state)
                R relaxation copies of the L CGRU layers of one step; step t uses copy t % R
   readout      {k: MxC, b: C}     1x1 conv from row 0 to the output classes
 """
@@ -27,14 +28,17 @@ def _uniform(key, shape, fan_in):
 
 
 def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: int,
-         relax_copies: int) -> Params:
-  """Fresh parameters; every relaxation copy starts from the same draw."""
-  m, k = maps, jax.random.split(key, 5)
+         relax_copies: int, kernel_rows: int = 3) -> Params:
+  """Fresh parameters; every relaxation copy starts from the same draw.
+
+  kernel_rows is 3 for the paper's 4-row image and 1 for a 1-D state (3x1 kernels).
+  """
+  m, k, kh = maps, jax.random.split(key, 5), kernel_rows
   embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
   one = {
-      "gates_k": _uniform(k[2], (layers, 3, 3, m, 2 * m), 9 * m),
+      "gates_k": _uniform(k[2], (layers, 3, kh, m, 2 * m), 3 * kh * m),
       "gates_b": jnp.zeros((layers, 2 * m)),
-      "cand_k": _uniform(k[3], (layers, 3, 3, m, m), 9 * m),
+      "cand_k": _uniform(k[3], (layers, 3, kh, m, m), 3 * kh * m),
       "cand_b": jnp.zeros((layers, m)),
   }
   return {
@@ -55,15 +59,18 @@ def _dropout(key, s, rate):
 
 
 def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
-          cutoff: float = 1.2, conv_impl: str = "auto", dropout_rate: float = 0.0,
-          dropout_key: jax.Array | None = None, remat: bool = True,
-          return_states: bool = False):
+          cell: cgru.Cell = cgru.Cell(), conv_impl: str = "auto", dropout_rate: float = 0.0,
+          dropout_on: str = "state", dropout_key: jax.Array | None = None, remat: bool = True,
+          return_states: bool = False, return_saturation: bool = False):
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
-  With return_states, also the mental image after every step, s_TxBxWxHxM
-  (T = W; for pictures, not training: it keeps the whole history).
+  Dropout hits the whole state between steps (the paper) or each layer's
+  candidate (DNGPU). With return_states or return_saturation the result is
+  (logits, aux): aux["states"] is the mental image after every step,
+  s_TxBxWxHxM (T = W; for pictures: it keeps the whole history), and
+  aux["saturation"] the mean saturation cost per active state cell and step.
   """
   b, w = x_BxW.shape
   steps = params["steps"]
@@ -79,23 +86,35 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
   s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
 
   use_dropout = dropout_rate > 0.0 and dropout_key is not None
+  on_state = use_dropout and dropout_on == "state"
+  on_candidate = use_dropout and dropout_on == "candidate"
 
   def body(carry, t):
-    s, out_BxWxM = carry
-    if use_dropout:  # on the initial state and between steps
+    s, out_BxWxM, sat = carry
+    if on_state:  # on the initial state and between steps
       s = _dropout(jax.random.fold_in(dropout_key, t), s, dropout_rate)
+    drop = None
+    if on_candidate:
+      key_t = jax.random.fold_in(dropout_key, t)
+      drop = lambda layer: (lambda c: _dropout(jax.random.fold_in(key_t, layer), c, dropout_rate))
     p_layers = jax.tree.map(lambda a: a[t % relax_copies], steps)
-    s = cgru.step(p_layers, s, mask_BxWx1x1, cutoff=cutoff, impl=impl)
+    s, sat_t = cgru.step(p_layers, s, mask_BxWx1x1, cell=cell, impl=impl, candidate_dropout=drop)
     done_Bx1x1 = (t + 1 == n_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
-    return (s, out_BxWxM), (s if return_states else None)
+    if return_saturation:
+      sat = sat + sat_t
+    return (s, out_BxWxM, sat), (s if return_states else None)
 
   if remat:
     body = jax.checkpoint(body)
   out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
-  (_, out_BxWxM), s_TxBxWxHxM = jax.lax.scan(body, (s_BxWxHxM, out0_BxWxM), jnp.arange(w))
+  carry0 = (s_BxWxHxM, out0_BxWxM, jnp.zeros((), jnp.float32))
+  (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(body, carry0, jnp.arange(w))
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
-  return (logits_BxWxC, s_TxBxWxHxM) if return_states else logits_BxWxC
+  if not (return_states or return_saturation):
+    return logits_BxWxC
+  cells = jnp.maximum(jnp.sum(mask_BxW), 1) * rows * maps * w
+  return logits_BxWxC, {"states": s_TxBxWxHxM, "saturation": sat / cells}
 
 
 def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):

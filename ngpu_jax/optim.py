@@ -1,4 +1,4 @@
-"""The optimizer chain: global-norm clip -> Neural GPU gradient noise -> Adam.
+"""The optimizer chain: clip -> Neural GPU gradient noise -> Adam (or AdaMax).
 
 The learning rate lives in the Adam state (optax.inject_hyperparams) so the
 decay rule of the reference (x0.98 when the loss gets worse) is a checkpointed
@@ -56,12 +56,15 @@ def neural_gpu_noise(scale: float, seed: int = 0, *, decay: float = NOISE_DECAY,
 
 
 def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
-                   noise_scale: float, seed: int = 0) -> optax.GradientTransformationExtraArgs:
-  """clip -> noise (if noise_scale > 0) -> Adam with an injectable learning rate."""
-  parts = [optax.clip_by_global_norm(clip_norm)]
+                   noise_scale: float, seed: int = 0, name: str = "adam",
+                   clip_mode: str = "global_norm") -> optax.GradientTransformationExtraArgs:
+  """clip -> noise (if noise_scale > 0) -> Adam (or AdaMax) with an injectable learning rate."""
+  clip = optax.clip_by_global_norm if clip_mode == "global_norm" else optax.clip
+  parts = [clip(clip_norm)]
   if noise_scale > 0:
     parts.append(neural_gpu_noise(noise_scale, seed))  # after clipping, as the paper says
-  parts.append(optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, eps=adam_eps))
+  scale = {"adam": optax.adam, "adamax": optax.adamax}[name]
+  parts.append(optax.inject_hyperparams(scale)(learning_rate=learning_rate, eps=adam_eps))
   return optax.chain(*parts)
 
 

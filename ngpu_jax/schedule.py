@@ -26,6 +26,8 @@ class Schedule:
   averaged: int = 0               # how many times the copies were replaced by their mean
   lr_factor: float = 1.0          # product of the lr decays so far; lr = optim.learning_rate * this
   train_seconds: float = 0.0      # wall time spent training, summed over resumed sessions
+  sat_weight: float = 1e-3        # weight of the saturation cost (when it is enabled)
+  window_sat_sum: float = 0.0
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -44,9 +46,12 @@ class Decision:
   pull_raised: bool
   average: bool        # replace every relaxation copy by the mean
   decay_lr: bool       # the learning rate was multiplied by the decay factor
+  saturation: float = 0.0  # mean saturation cost of the window's steps
 
 
-def record(sched: Schedule, seq_wrong: int, examples: int, loss: float) -> None:
+def record(sched: Schedule, seq_wrong: int, examples: int, loss: float,
+           saturation: float = 0.0) -> None:
+  sched.window_sat_sum += float(saturation)
   sched.window_seq_wrong += int(seq_wrong)
   sched.window_examples += int(examples)
   sched.window_loss_sum += float(loss)
@@ -82,6 +87,15 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
   if sched.window_steps > 0:
     sched.recent_losses = (sched.recent_losses + [loss])[-3:]
     sched.last_seq_error = seq_error
+  saturation = sched.window_sat_sum / max(sched.window_steps, 1)
   sched.window_seq_wrong = sched.window_examples = sched.window_steps = 0
-  sched.window_loss_sum = 0.0
-  return Decision(seq_error, loss, advanced, pull_raised, average, decay_lr)
+  sched.window_loss_sum = sched.window_sat_sum = 0.0
+  return Decision(seq_error, loss, advanced, pull_raised, average, decay_lr, saturation)
+
+
+def adapt_saturation_weight(sched: Schedule, decision: Decision, *, learning_rate: float,
+                            lo: float, hi: float) -> None:
+  """The DNGPU rule, as the reference states it: w = clip(w * lr * loss / cost, lo, hi)."""
+  if decision.saturation > 0:
+    w = sched.sat_weight * learning_rate * decision.loss / decision.saturation
+    sched.sat_weight = float(min(max(w, lo), hi))

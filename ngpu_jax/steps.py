@@ -12,7 +12,7 @@ import ml_collections
 import optax
 from flax import struct
 
-from ngpu_jax import model, optim, parallel, relax, tasks
+from ngpu_jax import cgru, model, optim, parallel, relax, tasks
 
 
 def enable_compilation_cache(path: str) -> None:
@@ -32,13 +32,21 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   o = config.optim
   return optim.make_optimizer(learning_rate=o.learning_rate, adam_eps=o.adam_eps,
                               clip_norm=o.clip_norm, noise_scale=o.noise_scale,
-                              seed=config.seed + 1)
+                              seed=config.seed + 1, name=o.name, clip_mode=o.clip_mode)
+
+
+def cell_for(config: ml_collections.ConfigDict) -> cgru.Cell:
+  m = config.model
+  return cgru.Cell(gate=m.gate, candidate=m.candidate, cutoff=float(m.cutoff),
+                   u_offset=float(m.u_offset), r_offset=float(m.r_offset),
+                   diagonal=bool(m.diagonal), saturation_limit=float(config.saturation.limit))
 
 
 def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Params:
   return model.init(jax.random.key(config.seed), n_symbols=task.n_symbols,
                     n_classes=task.n_classes, maps=config.model.maps,
-                    layers=config.model.layers, relax_copies=config.relax.copies)
+                    layers=config.model.layers, relax_copies=config.relax.copies,
+                    kernel_rows=3 if config.model.rows > 1 else 1)
 
 
 def init_state(config, task, optimizer, mesh) -> TrainState:
@@ -59,38 +67,57 @@ def abstract_state(config, task, optimizer, mesh) -> TrainState:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
 
 
-def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False):
+def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, saturation=False):
   width = x_BxW.shape[1]
   m = config.model
   return model.apply(
-      params, x_BxW, n_B, rows=m.rows, cutoff=m.cutoff, conv_impl=m.conv_impl,
+      params, x_BxW, n_B, rows=m.rows, cell=cell_for(config), conv_impl=m.conv_impl,
       dropout_rate=model.dropout_rate_for(width, m.dropout) if train else 0.0,
-      dropout_key=dropout_key, remat=m.remat and train)
+      dropout_on=m.dropout_on, dropout_key=dropout_key, remat=m.remat and train,
+      return_saturation=saturation)
 
 
 def make_train_step(config, optimizer, mesh):
-  """(state, x_BxW, y_BxW, n_B, pull, seq_error) -> (state, metrics)."""
+  """(state, batches, pull, seq_error, sat_weight) -> (state, metrics).
+
+  batches is a tuple of (x_BxW, y_BxW, n_B): one batch in the paper's
+  curriculum, one per bucket in 'all_buckets' mode; their losses add up.
+  """
   base_key = jax.random.key(config.seed + 2)
   use_relax = config.relax.copies > 1
+  use_sat = bool(config.saturation.enabled)
 
-  def loss_fn(params, x_BxW, y_BxW, n_B, pull, dropout_key):
-    logits = _forward(config, params, x_BxW, n_B, dropout_key, train=True)
-    loss, metrics = model.loss_and_metrics(logits, y_BxW, n_B)
-    total = loss + pull * relax.penalty(params["steps"]) if use_relax else loss
-    return total, (loss, metrics)
+  def loss_fn(params, batches, pull, sat_weight, dropout_key):
+    total, loss, sat, metrics = 0.0, 0.0, 0.0, []
+    for i, (x_BxW, y_BxW, n_B) in enumerate(batches):
+      key = dropout_key if i == 0 else jax.random.fold_in(dropout_key, i)
+      out = _forward(config, params, x_BxW, n_B, key, train=True, saturation=use_sat)
+      logits, aux = out if use_sat else (out, None)
+      loss_i, metrics_i = model.loss_and_metrics(logits, y_BxW, n_B)
+      loss, metrics = loss + loss_i, metrics + [metrics_i]
+      if use_sat:
+        sat = sat + aux["saturation"]
+    total = loss
+    if use_relax:
+      total = total + pull * relax.penalty(params["steps"])
+    if use_sat:
+      total = total + sat_weight * sat
+    metrics = jax.tree.map(lambda *a: sum(a), *metrics)
+    return total, (loss, sat, metrics)
 
-  def train_step(state, x_BxW, y_BxW, n_B, pull, seq_error):
+  def train_step(state, batches, pull, seq_error, sat_weight):
     dropout_key = jax.random.fold_in(base_key, state.step)
-    grads, (loss, metrics) = jax.grad(loss_fn, has_aux=True)(
-        state.params, x_BxW, y_BxW, n_B, pull, dropout_key)
+    grads, (loss, sat, metrics) = jax.grad(loss_fn, has_aux=True)(
+        state.params, batches, pull, sat_weight, dropout_key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
                                           seq_error=seq_error)
     params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads), "step": state.step}
+    metrics = {**metrics, "loss": loss, "saturation": jnp.asarray(sat, jnp.float32),
+               "grad_norm": optax.tree.norm(grads), "step": state.step}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
-  return jax.jit(train_step, in_shardings=(repl, data, data, data, repl, repl),
+  return jax.jit(train_step, in_shardings=(repl, data, repl, repl, repl),
                  out_shardings=(repl, repl), donate_argnums=0)
 
 

@@ -63,8 +63,10 @@ class _Run:
     restored = self.ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
     if restored is None:
       self.state = steps.init_state(config, task, optimizer, mesh)
-      self.sched = schedule.Schedule(cur_length=config.curriculum.start_length,
-                                     pull=config.relax.pull_start)
+      no_curriculum = config.curriculum.mode == "all_buckets"
+      self.sched = schedule.Schedule(
+          cur_length=config.curriculum.max_length if no_curriculum else config.curriculum.start_length,
+          pull=config.relax.pull_start, sat_weight=config.saturation.start)
     else:
       self.state, sched_json = restored
       self.sched = schedule.Schedule.from_json(sched_json)
@@ -87,15 +89,23 @@ class _Run:
     lr = self.config.optim.learning_rate * self.sched.lr_factor
     self.state = self._adjust(self.state, np.bool_(average), np.float32(lr))
 
-  def train_step(self) -> None:
+  def batches(self) -> tuple[data.Batch, ...]:
     c, cur = self.config, self.config.curriculum
-    batch = data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
+    if cur.mode == "all_buckets":
+      return data.all_bucket_batches(self.task, c.seed, self.step, c.batch_size,
+                                     data.all_bucket_lengths(c.buckets, cur.max_length))
+    return (data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
                              self.sched.cur_length, cur.max_length, c.buckets,
-                             cur.p_recent, cur.p_full)
-    self.state, m = self._train_step(self.state, *parallel.global_batch(self.mesh, *batch),
-                                     np.float32(self.sched.pull),
-                                     np.float32(self.sched.last_seq_error))
-    self._pending.append((m, int(batch.n_B[0]) <= self.sched.cur_length))
+                             cur.p_recent, cur.p_full),)
+
+  def train_step(self) -> None:
+    batches = self.batches()
+    on_device = tuple(parallel.global_batch(self.mesh, *b) for b in batches)
+    self.state, m = self._train_step(self.state, on_device, np.float32(self.sched.pull),
+                                     np.float32(self.sched.last_seq_error),
+                                     np.float32(self.sched.sat_weight))
+    in_curriculum = all(int(b.n_B[0]) <= self.sched.cur_length for b in batches)
+    self._pending.append((m, in_curriculum))
     self.step += 1
 
   def pull_metrics(self) -> None:
@@ -104,7 +114,7 @@ class _Run:
       if not np.isfinite(m["loss"]):
         self.diverged(f"loss {m['loss']} at step {int(m['step']) + 1}")
       if in_curriculum:
-        schedule.record(self.sched, m["seq_wrong"], m["examples"], m["loss"])
+        schedule.record(self.sched, m["seq_wrong"], m["examples"], m["loss"], m["saturation"])
       self._line.append({**m, "in_curriculum": in_curriculum})
     self._pending = []
 
@@ -114,6 +124,10 @@ class _Run:
         self.sched, max_length=c.curriculum.max_length, threshold=c.curriculum.threshold,
         pull_factor=c.relax.pull_factor, pull_max=c.relax.pull_max,
         relax=c.relax.copies > 1, lr_decay=c.optim.lr_decay)
+    if c.saturation.enabled:
+      schedule.adapt_saturation_weight(
+          self.sched, decision, learning_rate=c.optim.learning_rate * self.sched.lr_factor,
+          lo=c.saturation.min, hi=c.saturation.max)
     if decision.average or decision.decay_lr:
       self._apply(average=decision.average)
 
@@ -125,6 +139,9 @@ class _Run:
     self._clock = now
     line = _train_line(self.sched, self._line, float(optim.get_learning_rate(self.state.opt_state)))
     line["train_seconds"] = round(self.sched.train_seconds, 3)
+    if self.config.saturation.enabled:
+      line["saturation"] = float(np.mean([m["saturation"] for m in self._line]))
+      line["sat_weight"] = self.sched.sat_weight
     self._line = []
     self.reporter.write("train", self.step, line)
     report.log(self.progress.line(self.step, line))

@@ -29,7 +29,7 @@ from matplotlib import animation
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ngpu_jax import model, parallel, report, tasks
+from ngpu_jax import model, parallel, report, steps, tasks
 
 FORMATS = (".png", ".gif", ".mp4")
 DEFAULT_PANELS = 6
@@ -52,9 +52,10 @@ class Trace(NamedTuple):
 
 
 @functools.lru_cache(maxsize=None)
-def _apply_with_states(rows: int, cutoff: float, conv_impl: str):
-  return jax.jit(functools.partial(model.apply, rows=rows, cutoff=cutoff, conv_impl=conv_impl,
-                                   remat=False, return_states=True))
+def _apply_with_states(rows: int, cell, conv_impl: str):
+  fn = functools.partial(model.apply, rows=rows, cell=cell, conv_impl=conv_impl, remat=False,
+                         return_states=True)
+  return jax.jit(lambda p, x, n: (lambda out: (out[0], out[1]["states"]))(fn(p, x, n)))
 
 
 def states_for(loaded, text: str) -> Trace:
@@ -65,7 +66,7 @@ def states_for(loaded, text: str) -> Trace:
   # W = n: a single problem needs no padding, and every state column is a problem column.
   x_1xW = np.asarray([inp], np.int32)
   n_1 = np.asarray([len(inp)], np.int32)
-  fn = _apply_with_states(m.rows, float(m.cutoff), m.conv_impl)
+  fn = _apply_with_states(m.rows, steps.cell_for(loaded.config), m.conv_impl)
   logits_1xWxC, s_TxBxWxHxM = jax.device_get(fn(loaded.params, x_1xW, n_1))
   pred = np.argmax(logits_1xWxC[0], axis=-1).tolist()
   return Trace(inp, np.asarray(s_TxBxWxHxM[:, 0]), pred, target)

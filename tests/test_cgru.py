@@ -61,11 +61,11 @@ def test_cgru_keep_gate_fully_open_keeps_state():
   p["gates_k"] = jnp.zeros_like(p["gates_k"])
   p["gates_b"] = jnp.concatenate([jnp.full((m,), 10.0), jnp.zeros((m,))])
   s = jax.random.normal(jax.random.key(3), (2, 5, 4, m))
-  np.testing.assert_allclose(cgru.cgru(p, s), s, atol=1e-6)
+  np.testing.assert_allclose(cgru.cgru(p, s)[0], s, atol=1e-6)
   # And closed (u = 0): the state becomes the candidate tanh(conv(r*s) + b).
   p["gates_b"] = jnp.concatenate([jnp.full((m,), -10.0), jnp.full((m,), 10.0)])
   want = jnp.tanh(cgru.conv3x3(s, p["cand_k"]) + p["cand_b"])
-  np.testing.assert_allclose(cgru.cgru(p, s), want, atol=1e-5)
+  np.testing.assert_allclose(cgru.cgru(p, s)[0], want, atol=1e-5)
 
 
 def test_gate_offset_is_plus_one():
@@ -75,7 +75,7 @@ def test_gate_offset_is_plus_one():
   s = jnp.ones((1, 3, 1, m))
   # Zero kernels and biases: u = g(0 + 1) = 1.2 * sigmoid(1) - 0.1; candidate tanh(0) = 0.
   u = 1.2 * jax.nn.sigmoid(1.0) - 0.1
-  np.testing.assert_allclose(cgru.cgru(p, s), u * s, rtol=1e-6)
+  np.testing.assert_allclose(cgru.cgru(p, s)[0], u * s, rtol=1e-6)
 
 
 def test_step_masks_after_each_layer_and_shapes():
@@ -84,7 +84,7 @@ def test_step_masks_after_each_layer_and_shapes():
   p = jax.tree.map(lambda *a: jnp.stack(a), *[_layer(jax.random.fold_in(key, i), m) for i in range(layers)])
   s = jax.random.normal(key, (2, 6, 4, m))
   mask = (jnp.arange(6) < jnp.array([[3], [6]]))[:, :, None, None].astype(jnp.float32)
-  out = cgru.step(p, s, mask)
+  out, _ = cgru.step(p, s, mask)
   assert out.shape == s.shape
   np.testing.assert_array_equal(out[0, 3:], 0.0)
   assert np.any(np.asarray(out[1, 3:]) != 0)  # the full-length example keeps its columns

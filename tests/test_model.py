@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ngpu_jax import model
+from ngpu_jax import cgru, model
 
 
 @pytest.fixture(scope="module")

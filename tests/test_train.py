@@ -21,7 +21,8 @@ def _first_losses(config, n=2):
   for step in range(n):
     b = data.train_batch(task, config.seed, step, config.batch_size, config.curriculum.min_length,
                          config.curriculum.start_length, config.curriculum.max_length, config.buckets)
-    state, m = train_step(state, *parallel.global_batch(mesh, *b), np.float32(0.0005), np.float32(1.0))
+    state, m = train_step(state, (parallel.global_batch(mesh, *b),), np.float32(0.0005),
+                          np.float32(1.0), np.float32(0.0))
     losses.append(float(m["loss"]))
   return losses
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_module, tiny_config
-from ngpu_jax import model, plot, predict, runs, train, visualize
+from ngpu_jax import model, plot, predict, runs, steps, train, visualize
 
 PROBLEM = "1011+110"  # 4-bit operands: n = 9 columns, so 9 steps
 
@@ -34,7 +34,7 @@ def test_states_match_the_models_own_answer(loaded):
   assert trace.target == loaded.task.target(loaded.task.parse(PROBLEM))
   logits_1xWxC = np.asarray(model.apply(
       loaded.params, np.asarray([trace.inp], np.int32), np.asarray([n], np.int32),
-      rows=m.rows, cutoff=m.cutoff, conv_impl=m.conv_impl, remat=False))
+      rows=m.rows, cell=steps.cell_for(loaded.config), conv_impl=m.conv_impl, remat=False))
   assert trace.pred == np.argmax(logits_1xWxC[0], -1).tolist()
   # The pictured last state is the one the answer is read from: row 0 through the readout.
   readout = loaded.params["readout"]

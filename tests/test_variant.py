@@ -1,0 +1,127 @@
+"""The DNGPU parts, each on its own: hard functions, diagonal gates, offsets, 1-D state,
+candidate dropout, saturation cost and its weight, all-bucket batches, AdaMax."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import tiny_config
+from ngpu_jax import cgru, data, model, optim, report, schedule, tasks, train
+
+
+def test_hard_functions():
+  x = jnp.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
+  np.testing.assert_allclose(cgru.hard_sigmoid(x), [0, 0, 0.25, 0.5, 0.75, 1, 1])
+  np.testing.assert_allclose(cgru.hard_tanh(x), [-1, -1, -0.5, 0, 0.5, 1, 1])
+
+
+def test_diagonal_shift_moves_thirds_of_the_maps():
+  s = jnp.arange(1 * 4 * 1 * 6, dtype=jnp.float32).reshape(1, 4, 1, 6)
+  d = np.asarray(cgru.diagonal_shift(s))[0, :, 0]
+  s = np.asarray(s)[0, :, 0]
+  np.testing.assert_array_equal(d[1:, :2], s[:-1, :2])   # from the left neighbour
+  np.testing.assert_array_equal(d[0, :2], 0)
+  np.testing.assert_array_equal(d[:-1, 2:4], s[1:, 2:4])  # from the right neighbour
+  np.testing.assert_array_equal(d[-1, 2:4], 0)
+  np.testing.assert_array_equal(d[:, 4:], s[:, 4:])       # unshifted
+
+
+def test_diagonal_keep_path_with_open_gate():
+  m = 6
+  p = {"gates_k": jnp.zeros((3, 3, m, 2 * m)), "gates_b": jnp.full((2 * m,), 10.0),
+       "cand_k": jnp.zeros((3, 3, m, m)), "cand_b": jnp.zeros((m,))}
+  s = jax.random.normal(jax.random.key(0), (2, 5, 4, m))
+  out, _ = cgru.cgru(p, s, cell=cgru.Cell(diagonal=True))
+  np.testing.assert_allclose(out, cgru.diagonal_shift(s), atol=1e-6)
+
+
+def test_gate_offsets_and_saturation_cost():
+  m = 2
+  p = {"gates_k": jnp.zeros((3, 3, m, 2 * m)), "gates_b": jnp.zeros((2 * m,)),
+       "cand_k": jnp.zeros((3, 3, m, m)), "cand_b": jnp.full((m,), 2.0)}
+  s = jnp.ones((1, 3, 1, m))
+  cell = cgru.Cell(gate="hard_sigmoid", candidate="hard_tanh", u_offset=0.7, r_offset=0.5)
+  out, sat = cgru.cgru(p, s, cell=cell)
+  u = 0.5 * 0.7 + 0.5
+  np.testing.assert_allclose(out, u * 1.0 + (1 - u) * 1.0, rtol=1e-6)  # hard_tanh(2) = 1
+  # Only the candidate pre-activation (2.0) is past 0.9: 1.1 per cell, 3 columns x 2 maps.
+  assert float(sat) == pytest.approx(1.1 * 6, rel=1e-5)
+  mask = jnp.array([1.0, 1.0, 0.0])[None, :, None, None]
+  _, sat = cgru.cgru(p, s, cell=cell, mask_BxWx1x1=mask)
+  assert float(sat) == pytest.approx(1.1 * 4, rel=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["im2col", "hybrid", "xla"])
+def test_one_row_state_uses_3x1_kernels(impl):
+  params = model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=1,
+                      relax_copies=1, kernel_rows=1)
+  assert params["steps"]["gates_k"].shape == (1, 1, 3, 1, 6, 12)
+  x = jnp.asarray(np.random.default_rng(0).integers(1, 13, (2, 7)))
+  n = jnp.array([7, 5])
+  f = lambda p: jnp.sum(model.apply(p, x, n, rows=1, conv_impl=impl) ** 2)
+  ref = lambda p: jnp.sum(model.apply(p, x, n, rows=1, conv_impl="xla") ** 2)
+  np.testing.assert_allclose(f(params), ref(params), rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(jax.grad(f)(params)), jax.tree.leaves(jax.grad(ref)(params))):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_candidate_dropout_is_used_only_where_asked():
+  params = model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=2, relax_copies=1)
+  x = jnp.asarray(np.random.default_rng(1).integers(1, 13, (2, 6)))
+  n = jnp.array([6, 6])
+  key = jax.random.key(3)
+  plain = model.apply(params, x, n)
+  on_c = model.apply(params, x, n, dropout_rate=0.3, dropout_on="candidate", dropout_key=key)
+  on_s = model.apply(params, x, n, dropout_rate=0.3, dropout_on="state", dropout_key=key)
+  assert not np.allclose(plain, on_c) and not np.allclose(on_c, on_s)
+  _, aux = model.apply(params, x, n, return_saturation=True)
+  assert float(aux["saturation"]) >= 0
+
+
+def test_saturation_weight_rule():
+  s = schedule.Schedule(cur_length=41, pull=0.0, sat_weight=1e-3)
+  d = schedule.Decision(0.5, loss=2.0, advanced=False, pull_raised=False, average=False,
+                        decay_lr=False, saturation=4.0)
+  schedule.adapt_saturation_weight(s, d, learning_rate=0.5, lo=1e-20, hi=1e-3)
+  assert s.sat_weight == pytest.approx(1e-3 * 0.5 * 2.0 / 4.0)
+  schedule.adapt_saturation_weight(s, dataclasses.replace(d, loss=1e6), learning_rate=0.5, lo=1e-20, hi=1e-3)
+  assert s.sat_weight == 1e-3  # clipped
+  schedule.adapt_saturation_weight(s, dataclasses.replace(d, saturation=0.0), learning_rate=0.5, lo=1e-20, hi=1e-3)
+  assert s.sat_weight == 1e-3  # no saturation measured: unchanged
+
+
+def test_all_bucket_batches():
+  task = tasks.get_task("bmul")
+  lengths = data.all_bucket_lengths((8, 12, 16, 20, 24, 28, 32, 36, 41, 48), 41)
+  assert lengths == [8, 12, 16, 20, 24, 28, 32, 36, 41]
+  batches = data.all_bucket_batches(task, 0, 5, 4, lengths)
+  assert [b.x_BxW.shape for b in batches] == [(4, n) for n in lengths]
+  assert all(np.all(b.n_B == b.x_BxW.shape[1]) for b in batches)
+
+
+def test_adamax_with_per_element_clipping():
+  tx = optim.make_optimizer(learning_rate=1e-3, adam_eps=1e-4, clip_norm=0.5, noise_scale=0.0,
+                            name="adamax", clip_mode="element")
+  p = {"w": jnp.zeros(3)}
+  st = tx.init(p)
+  u, _ = tx.update({"w": jnp.array([10.0, -0.1, 0.0])}, st, p)
+  # AdaMax's first step is -lr * g / (|g| + eps) with g clipped to [-0.5, 0.5] element-wise.
+  np.testing.assert_allclose(u["w"], [-1e-3 * 0.5 / (0.5 + 1e-4), 1e-3 * 0.1 / (0.1 + 1e-4), 0.0], rtol=1e-5)
+  assert optim.get_learning_rate(st) == pytest.approx(1e-3)
+
+
+def test_dngpu_variant_trains_from_the_loop(tmp_path):
+  config = tiny_config("bmul", num_steps=10, **{
+      "model.rows": 1, "model.layers": 1, "model.maps": 6, "model.gate": "hard_sigmoid",
+      "model.candidate": "hard_tanh", "model.diagonal": True, "model.u_offset": 0.7,
+      "model.r_offset": 0.5, "model.dropout_on": "candidate", "saturation.enabled": True,
+      "relax.copies": 1, "curriculum.mode": "all_buckets", "buckets": (6, 8),
+      "optim.name": "adamax", "optim.clip_mode": "element", "eval.every": 10})
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert result["step"] == 10 and result["cur_length"] == 8
+  lines = [m for m in report.read_metrics(str(tmp_path)) if m["kind"] == "train"]
+  assert all("saturation" in m and m["saturation"] >= 0 for m in lines)
