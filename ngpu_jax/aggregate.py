@@ -18,7 +18,8 @@ from absl import app, flags
 
 from ngpu_jax import report, runs
 
-_OUT = flags.DEFINE_string("out", "", "Markdown file to write (default: print only).")
+def define_flags():
+  flags.DEFINE_string("out", "", "Markdown file to write (default: print only).")
 
 
 def find_workdirs(paths: list[str]) -> list[str]:
@@ -97,6 +98,7 @@ def table(summaries: list[dict]) -> str:
 
 
 def main(argv):
+  out = flags.FLAGS.out
   paths = argv[1:]
   if not paths:
     report.fail("give one or more sweep roots or workdirs")
@@ -104,12 +106,13 @@ def main(argv):
   if not workdirs:
     report.fail(f"no runs (config.json + metrics.jsonl) under {', '.join(paths)}")
   text = (f"Made by `python -m ngpu_jax.aggregate {' '.join(paths)}`"
-          f"{' --out=' + _OUT.value if _OUT.value else ''}\n\n" + table([summarize(w) for w in workdirs]))
+          f"{' --out=' + out if out else ''}\n\n" + table([summarize(w) for w in workdirs]))
   print(text)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
+  if out:
+    with open(out, "w") as f:
       f.write(text + "\n")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

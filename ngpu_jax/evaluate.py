@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from ngpu_jax import data, parallel, probes, tasks
+from ngpu_jax import data, parallel, probes, report, runs, tasks
 
 
 def batch_size_for(requested: int, num_devices: int) -> int:
@@ -99,7 +99,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  from ngpu_jax import report, runs  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   report.quiet_absl_logging()
   parallel.setup_cpu_devices(f.cpu_devices, 64)

@@ -10,21 +10,24 @@ from absl import app, flags
 
 from ngpu_jax import report, runs
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training run to export.")
-_OUT = flags.DEFINE_string("out", None, "Model directory to create (must not exist).")
+def define_flags():
+  flags.DEFINE_string("workdir", None, "Training run to export.")
+  flags.DEFINE_string("out", None, "Model directory to create (must not exist).")
+  flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv):
   del argv
+  f = flags.FLAGS
   report.quiet_absl_logging()
   try:
-    info = runs.export(_WORKDIR.value, _OUT.value)
+    info = runs.export(f.workdir, f.out)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     report.fail(str(e))
-  print(f"exported step {info['step']} of {_WORKDIR.value} to {_OUT.value}: {info['params']} "
+  print(f"exported step {info['step']} of {f.workdir} to {f.out}: {info['params']} "
         f"parameters, {info['relax_copies']} relaxation copy(ies)")
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir", "out"])
+  define_flags()
   app.run(main)

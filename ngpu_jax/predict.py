@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from ngpu_jax import data, parallel, report, tasks
+from ngpu_jax import data, parallel, report, runs, tasks
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "pretrained")
@@ -91,7 +91,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  from ngpu_jax import runs  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   report.quiet_absl_logging()
   parallel.setup_cpu_devices(f.cpu_devices, 64)

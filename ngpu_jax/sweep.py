@@ -24,13 +24,15 @@ from absl import app, flags
 
 from ngpu_jax import report
 
-_CONFIG = flags.DEFINE_string("config", None, "Experiment file, optionally FILE:ARG as for main.")
-_ROOT = flags.DEFINE_string("root", None, "Directory holding one workdir per run.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, when the file defines no get_sweep.")
-_JOBS = flags.DEFINE_integer("jobs", 1, "Runs at a time on this machine (each gets cores / jobs).")
-_SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
-_SET = flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
-_DRY = flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
+def define_flags():
+  flags.DEFINE_string("config", None, "Experiment file, optionally FILE:ARG as for main.")
+  flags.DEFINE_string("root", None, "Directory holding one workdir per run.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, when the file defines no get_sweep.")
+  flags.DEFINE_integer("jobs", 1, "Runs at a time on this machine (each gets cores / jobs).")
+  flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
+  flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
+  flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
+  flags.mark_flags_as_required(["config", "root"])
 
 
 def load_sweep(config_arg: str, seeds: list[int]) -> list[dict]:
@@ -73,32 +75,33 @@ def parse_shard(shard: str) -> tuple[int, int]:
 
 def main(argv):
   del argv
+  args = flags.FLAGS
   try:
-    seeds = [int(s) for s in _SEEDS.value]
-    runs = load_sweep(_CONFIG.value, seeds)
-    i, n = parse_shard(_SHARD.value)
-    extra = dict(kv.split("=", 1) for kv in _SET.value)
+    seeds = [int(s) for s in args.seeds]
+    runs = load_sweep(args.config, seeds)
+    i, n = parse_shard(args.shard)
+    extra = dict(kv.split("=", 1) for kv in args.set)
   except ValueError as e:
     report.fail(str(e))
-  os.makedirs(_ROOT.value, exist_ok=True)
+  os.makedirs(args.root, exist_ok=True)
   mine = [r for k, r in enumerate(runs) if k % n == i]
-  cpu_devices = max(1, (os.cpu_count() or 1) // max(_JOBS.value, 1))
+  cpu_devices = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
   todo = []
   for overrides in mine:
-    workdir = os.path.join(_ROOT.value, run_name(overrides))
-    cmd = command(_CONFIG.value, workdir, {**overrides, **extra}, cpu_devices)
+    workdir = os.path.join(args.root, run_name(overrides))
+    cmd = command(args.config, workdir, {**overrides, **extra}, cpu_devices)
     state = "finished" if is_finished(workdir) else "to run"
-    print(f"{state:>8}  {workdir}" + ("" if not _DRY.value else "\n          " + " ".join(cmd)))
+    print(f"{state:>8}  {workdir}" + ("" if not args.dry_run else "\n          " + " ".join(cmd)))
     if state == "to run":
       todo.append((workdir, cmd))
-  with open(os.path.join(_ROOT.value, "sweep.json"), "w") as f:
-    json.dump({"config": _CONFIG.value, "runs": runs, "extra": extra}, f, indent=2)
-  if _DRY.value:
+  with open(os.path.join(args.root, "sweep.json"), "w") as f:
+    json.dump({"config": args.config, "runs": runs, "extra": extra}, f, indent=2)
+  if args.dry_run:
     return
-  failed = _run_all(todo, max(_JOBS.value, 1))
+  failed = _run_all(todo, max(args.jobs, 1))
   if failed:
     report.fail(f"{len(failed)} run(s) failed: " + ", ".join(failed) + " (see their launcher.log)")
-  print(f"sweep done: {len(mine)} run(s) in {_ROOT.value}")
+  print(f"sweep done: {len(mine)} run(s) in {args.root}")
 
 
 def _run_all(todo, jobs: int) -> list[str]:
@@ -124,5 +127,5 @@ def _run_all(todo, jobs: int) -> list[str]:
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "root"])
+  define_flags()
   app.run(main)
