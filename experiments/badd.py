@@ -7,7 +7,10 @@ Smoke form (seconds):
 Evaluate at 20-, 200- and 2000-bit operand lengths:
   python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/badd --lengths=41,401,4001
 
-Expected result. The paper: error-free on 2000-bit operands after training on up to 20 bits.
+Expected result. Measured here (seed 0, 2 CPU cores): curriculum at 41 by step 11,000, no
+errors at length 41 (128 problems) at step 13,000 after 44 minutes, where the run stops as
+solved; at that point 100% sequence error at length 401 (results/badd_default/). The paper:
+error-free on 2000-bit operands after longer training on up to 20 bits.
 """
 
 from ngpu_jax import configlib

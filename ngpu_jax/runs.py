@@ -52,7 +52,7 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict,
   new = config_to_dict(config)
   if os.path.exists(path):
     with open(path) as f:
-      old = json.load(f)
+      old = with_defaults(json.load(f))
     diff = [d for d in config_diff(old, new)
             if d.split(".")[0].split(":")[0] not in configlib.RESUMABLE_CHANGES]
     if diff and not allow_change:
@@ -66,12 +66,28 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict,
     os.replace(tmp, path)  # never a half-written config.json
 
 
+def with_defaults(saved: dict) -> dict:
+  """A saved config with the fields it predates filled in from the base config.
+
+  New fields always default to the old behaviour, so runs written by an older
+  version load (and resume) unchanged.
+  """
+  def merge(base, over):
+    out = dict(base)
+    for k, v in over.items():
+      out[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+  if saved.get("task") not in tasks.TASKS:
+    return saved
+  return merge(config_to_dict(configlib.base(saved["task"])), saved)
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a training run directory?")
   with open(path) as f:
-    d = json.load(f)
+    d = with_defaults(json.load(f))
   config = ml_collections.ConfigDict(d)
   configlib.validate(config)
   return config

@@ -1,0 +1,41 @@
+"""Every shipped model still answers long problems exactly (checked against Python ints)."""
+
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+
+from conftest import run_module
+from ngpu_jax import predict
+
+SHIPPED = sorted(d for d in os.listdir(predict.PRETRAINED_DIR)
+                 if os.path.isdir(os.path.join(predict.PRETRAINED_DIR, d)))
+BASE = {"badd": 2, "bmul": 2, "qadd": 4, "qmul": 4, "add": 10, "mul": 10}
+
+
+def _problems(task: str, bits: int, count: int, seed: int = 7):
+  """Random operands with their top digit set, plus the all-ones carry chain."""
+  rng = random.Random(seed)
+  base = BASE[task]
+  op = "*" if task.endswith("mul") else "+"
+  pairs = [(rng.randrange(base ** (bits - 1), base ** bits), rng.randrange(base ** (bits - 1), base ** bits))
+           for _ in range(count)] + [(base ** bits - 1, 1)]
+  text = [f"{np.base_repr(a, base)}{op}{np.base_repr(b, base)}" for a, b in pairs]
+  answers = [np.base_repr(a * b if op == "*" else a + b, base) for a, b in pairs]
+  return text, answers
+
+
+def test_there_are_shipped_models():
+  assert SHIPPED, "pretrained/ holds no model"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_answers_long_problems_exactly(name):
+  with open(os.path.join(predict.PRETRAINED_DIR, name, "config.json")) as f:
+    task = json.load(f)["task"]
+  problems, answers = _problems(task, bits=100, count=6)
+  proc = run_module("ngpu_jax.predict", f"--model={name}", stdin="\n".join(problems) + "\n")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.splitlines() == answers
