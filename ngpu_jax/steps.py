@@ -88,7 +88,7 @@ def make_train_step(config, optimizer, mesh):
   use_sat = bool(config.saturation.enabled)
 
   def loss_fn(params, batches, pull, sat_weight, dropout_key):
-    total, loss, sat, metrics = 0.0, 0.0, 0.0, []
+    loss, sat, metrics = 0.0, 0.0, []
     for i, (x_BxW, y_BxW, n_B) in enumerate(batches):
       key = dropout_key if i == 0 else jax.random.fold_in(dropout_key, i)
       out = _forward(config, params, x_BxW, n_B, key, train=True, saturation=use_sat)
