@@ -19,15 +19,24 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_bool("quick", False, "Fewer repetitions and no length-4001 pass (CI form, < 3 min).")
+flags.DEFINE_bool("quick", False, "Fewer repetitions, no conv-form comparison and no length-4001 "
+                  "pass (CI form, < 3 min).")
 flags.DEFINE_string("out", "", "Where to write the JSON (default: print only).")
 flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
+flags.DEFINE_list("conv_impls", ["hybrid", "im2col", "xla"],
+                  "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
+                  "picks by backend; this shows whether the pick is the fast one).")
+flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
 FLAGS = flags.FLAGS
 
 
 def conv_flops(batch: int, width: int, steps: int, *, maps: int, rows: int, layers: int) -> float:
-  """2 x multiply-adds of the gate (M -> 2M) and candidate (M -> M) 3x3 convs."""
-  per_cell = 9 * maps * (2 * maps) + 9 * maps * maps
+  """2 x multiply-adds of the gate (M -> 2M) and candidate (M -> M) convs.
+
+  Kernels are 3x3, or 3x1 for a 1-D state (rows == 1).
+  """
+  taps = 9 if rows > 1 else 3
+  per_cell = taps * maps * (2 * maps) + taps * maps * maps
   return 2.0 * batch * width * rows * per_cell * layers * steps
 
 
@@ -54,7 +63,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
   return 2.0 * n**3 / t / 1e9
 
 
-def bench_train(config, task, mesh, lengths, reps):
+def bench_train(config, task, mesh, lengths, reps, label="train_step"):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
   optimizer = steps.make_optimizer(config)
@@ -74,11 +83,36 @@ def bench_train(config, task, mesh, lengths, reps):
     state = holder["state"]
     flops = 3 * conv_flops(config.batch_size, length, length, maps=config.model.maps,
                            rows=config.model.rows, layers=config.model.layers)
-    rows.append({"fn": "train_step", "length": length, "batch": config.batch_size,
+    rows.append({"fn": label, "conv_impl": config.model.conv_impl, "length": length, "batch": config.batch_size,
                  "first_call_s": compile_s, "step_s": step_s,
                  "examples_per_s": config.batch_size / step_s, "gflop": flops / 1e9,
                  "gflops_per_s": flops / step_s / 1e9})
   return rows
+
+
+def bench_all_buckets(config, task, mesh, reps):
+  """One DNGPU-style step: a batch of batch_size at every bucket, summed losses."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
+  optimizer = steps.make_optimizer(config)
+  holder = {"state": steps.init_state(config, task, optimizer, mesh)}
+  train_step = steps.make_train_step(config, optimizer, mesh)
+  lengths = data.all_bucket_lengths(config.buckets, config.curriculum.max_length)
+  batches = data.all_bucket_batches(task, 0, 0, config.batch_size, lengths)
+  args = tuple(parallel.global_batch(mesh, *b) for b in batches)
+
+  def one():
+    holder["state"], m = train_step(holder["state"], args, np.float32(0.0), np.float32(0.5),
+                                    np.float32(1e-3))
+    return m
+  compile_s, step_s = _time(one, reps)
+  flops = 3 * sum(conv_flops(config.batch_size, n, n, maps=config.model.maps,
+                             rows=config.model.rows, layers=config.model.layers) for n in lengths)
+  examples = config.batch_size * len(lengths)
+  return {"fn": "dngpu_step", "conv_impl": config.model.conv_impl, "length": max(lengths),
+          "batch": examples, "first_call_s": compile_s, "step_s": step_s,
+          "examples_per_s": examples / step_s, "gflop": flops / 1e9,
+          "gflops_per_s": flops / step_s / 1e9}
 
 
 def bench_forward(config, task, mesh, length, batch_sizes, reps):
@@ -130,45 +164,80 @@ def bench_launch(cache_dir: str) -> float:
   return seconds
 
 
+def dngpu_config():
+  """experiments/dngpu.py:badd, the variant at the DNGPU's binary-addition settings."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "experiments", "dngpu.py")
+  spec = importlib.util.spec_from_file_location("dngpu_experiment", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config("badd")
+
+
+HEADER = (f"{'function':>10} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "
+          f"{'step s':>8} {'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}")
+
+
+def format_row(r: dict) -> str:
+  peak_mib = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.0f}"
+  return (f"{r['fn']:>10} {r.get('conv_impl', '-'):>6} {r['length']:>6} {r['batch']:>5} "
+          f"{r['first_call_s']:>12.2f} {r['step_s']:>8.4f} {r['examples_per_s']:>8.2f} "
+          f"{r['gflop']:>8.1f} {r['gflops_per_s']:>8.1f} {r['matmul_fraction']:>8.0%} {peak_mib:>8}")
+
+
 def main(argv):
   del argv
-  from ngpu_jax import configlib, parallel, tasks  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import cgru, configlib, parallel, tasks  # pylint: disable=g-import-not-at-top
   config = configlib.base("badd")  # the paper's model: M=24, 4 rows, 2 layers, r=6, batch 32
   parallel.setup_cpu_devices(FLAGS.cpu_devices, config.batch_size)
   import jax  # pylint: disable=g-import-not-at-top
   task = tasks.get_task("badd")
   mesh = parallel.make_mesh()
+  gpu = jax.default_backend() != "cpu"
   reps = 5 if FLAGS.quick else 20
-  peak = matmul_gflops(reps=reps)
-  print(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}; "
-        f"float32 matmul 2048^3: {peak:.1f} GFLOP/s", flush=True)
-  rows = bench_train(config, task, mesh, (8, 20, 41), reps)
-  rows.append(bench_forward(config, task, mesh, 401, (8, 16, 32) if not FLAGS.quick else (16,),
-                            3 if FLAGS.quick else 5))
-  if not FLAGS.quick:
-    rows.append(bench_forward(config, task, mesh, 4001, (2, 4), 1))
-  for r in rows:
-    r["matmul_fraction"] = r["gflops_per_s"] / peak
-  import tempfile  # pylint: disable=g-import-not-at-top
-  with tempfile.TemporaryDirectory() as cache:
-    launch = {"cold_cache_s": bench_launch(cache), "warm_cache_s": bench_launch(cache)}
-  print(f"launch to first training step (paper config): {launch['cold_cache_s']:.1f} s with an "
-        f"empty compilation cache, {launch['warm_cache_s']:.1f} s with a warm one")
-  header = (f"{'function':>10} {'length':>6} {'batch':>5} {'first call s':>12} {'step s':>8} "
-            f"{'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}")
-  print(header)
-  for r in rows:
-    peak_mib = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.0f}"
-    print(f"{r['fn']:>10} {r['length']:>6} {r['batch']:>5} {r['first_call_s']:>12.2f} "
-          f"{r['step_s']:>8.4f} {r['examples_per_s']:>8.2f} {r['gflop']:>8.1f} "
-          f"{r['gflops_per_s']:>8.1f} {r['matmul_fraction']:>8.0%} {peak_mib:>8}")
+  peak = matmul_gflops(n=8192 if gpu else 2048, reps=reps)
   result = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "devices": mesh.devices.size, "platform": jax.devices()[0].platform,
-            "jax": jax.__version__, "matmul_gflops_per_s": peak, "quick": FLAGS.quick,
-            "rows": rows, "launch": launch}
+            "device_kind": jax.devices()[0].device_kind, "devices": mesh.devices.size,
+            "platform": jax.devices()[0].platform, "jax": jax.__version__,
+            "matmul_gflops_per_s": peak, "quick": FLAGS.quick, "rows": [], "launch": None}
+  print(f"devices: {mesh.devices.size} x {result['device_kind']}; float32 matmul "
+        f"{8192 if gpu else 2048}^3: {peak:.1f} GFLOP/s\n{HEADER}", flush=True)
+
+  def emit(rows):
+    # Printed and written as measured, so a run cut short keeps what it measured.
+    for r in rows:
+      r["matmul_fraction"] = r["gflops_per_s"] / peak
+      print(format_row(r), flush=True)
+      result["rows"].append(r)
+    if FLAGS.out:
+      with open(FLAGS.out, "w") as f:
+        json.dump(result, f, indent=2)
+
+  rows = bench_train(config, task, mesh, (8, 20, 41), reps)
+  auto = cgru.resolve_conv_impl("auto")
+  for r in rows:
+    r["conv_impl"] = auto
+  emit(rows)
+  for impl in [] if FLAGS.quick else FLAGS.conv_impls:  # xla's backward on CPU: ~15 s a step
+    if impl != auto:
+      config.model.conv_impl = impl
+      emit(bench_train(config, task, mesh, (41,), reps))
+  config.model.conv_impl = "auto"
+  emit([bench_all_buckets(dngpu_config(), task, mesh, max(2, reps // 2))])
+  sizes_401 = (32, 128, 512) if gpu else (8, 16, 32)
+  emit([bench_forward(config, task, mesh, 401, sizes_401[1:2] if FLAGS.quick else sizes_401,
+                      3 if FLAGS.quick else 5)])
+  if not FLAGS.quick:
+    emit([bench_forward(config, task, mesh, 4001, (16, 64) if gpu else (2, 4), 1)])
+  if FLAGS.launch:
+    import tempfile  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as cache:
+      result["launch"] = {"cold_cache_s": bench_launch(cache), "warm_cache_s": bench_launch(cache)}
+    print(f"launch to first training step (paper config): {result['launch']['cold_cache_s']:.1f} s "
+          f"with an empty compilation cache, {result['launch']['warm_cache_s']:.1f} s with a warm one")
+    emit([])
   if FLAGS.out:
-    with open(FLAGS.out, "w") as f:
-      json.dump(result, f, indent=2)
     print(f"wrote {FLAGS.out}")
 
 

@@ -33,18 +33,21 @@ def find_workdirs(paths: list[str]) -> list[str]:
 
 
 def _variant(config: dict) -> str:
-  """What distinguishes the setting, besides the seed: fields that differ from the task's base."""
+  """The config's variant label, else the fields (besides the seed) that differ from the base."""
   from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
+  if config.get("variant"):
+    return config["variant"]
   base = runs.config_to_dict(configlib.base(config["task"]))
   diff = [d for d in runs.config_diff(base, config)
           if not d.startswith(("seed:", "final_eval.", "eval.", "log_every", "checkpoint_every",
-                               "keep_checkpoints", "num_steps", "stop_when_solved"))]
+                               "keep_checkpoints", "num_steps", "max_train_minutes",
+                               "stop_when_solved"))]
   return "; ".join(d.split(":")[0] + "=" + d.split("-> ")[-1] for d in diff) or "paper"
 
 
 def summarize(workdir: str) -> dict:
   with open(os.path.join(workdir, runs.CONFIG_FILE)) as f:
-    config = json.load(f)
+    config = runs.with_defaults(json.load(f))  # fields added since the run count as defaults
   lines = report.read_metrics(workdir)
   train = [m for m in lines if m["kind"] == "train"]
   evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
@@ -72,14 +75,16 @@ def table(summaries: list[dict]) -> str:
   for s in summaries:
     groups.setdefault((s["task"], s["variant"]), []).append(s)
   lengths = sorted({n for s in summaries for n in s["final"]})
-  head = ["task", "variant", "seeds", "success", "median steps to 0 err @train len",
+  head = ["task", "variant", "seeds", "success", "median steps trained",
+          "median steps to 0 err @train len",
           "median train time to 0 err"] + [f"seq / sym err @{n}" for n in lengths]
   out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for (task, variant), group in sorted(groups.items()):
     wins = sum(s["success"] for s in group)
     steps = _median([s["steps_to_zero"] for s in group])
     secs = _median([s["seconds_to_zero"] for s in group])
-    row = [task, variant, str(len(group)), f"{wins}/{len(group)}",
+    trained = _median([s["steps"] for s in group])
+    row = [task, variant, str(len(group)), f"{wins}/{len(group)}", f"{trained:.0f}",
            "-" if steps is None else f"{steps:.0f}",
            "-" if secs is None else report.format_duration(secs)]
     for n in lengths:

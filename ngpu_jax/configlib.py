@@ -7,7 +7,7 @@ their experiment needs; `smoke(config)` shrinks any of them to a run of seconds.
 import ml_collections
 
 # Fields a resumed run may change without being a different experiment.
-RESUMABLE_CHANGES = ("num_steps", "log_every", "eval", "final_eval", "stop_when_solved",
+RESUMABLE_CHANGES = ("variant", "num_steps", "max_train_minutes", "log_every", "eval", "final_eval", "stop_when_solved",
                      "checkpoint_every", "keep_checkpoints")
 
 
@@ -16,22 +16,31 @@ def base(task: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = task            # a name from ngpu_jax.tasks.TASKS
   c.seed = 0               # seeds the parameters, the data stream, dropout and noise
+  c.variant = ""           # a label for results tables (aggregate); "" = list the changed fields
   c.batch_size = 32        # global batch, split over all devices of all processes
   c.num_steps = 30_000     # training steps (the run may stop earlier, see stop_when_solved)
+  c.max_train_minutes = 0.0  # stop (checkpoint, final evaluation) after this much training time,
+                             # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
 
   c.model = ml_collections.ConfigDict()
   c.model.maps = 24        # M: maps (channels) of the mental image
   c.model.rows = 4         # H: rows of the mental image; the input is written into row 0
   c.model.layers = 2       # L: CGRU layers in one step, each with its own kernels
+  c.model.kernel_init_scale = 1.8  # step kernels ~ U(+-scale * sqrt(3 / fan_in)); DNGPU: 1.0
   c.model.cutoff = 1.2     # gates are clip(cutoff * sigmoid(x) - (cutoff - 1) / 2, 0, 1)
-  c.model.dropout = 0.15   # dropout at width 8; the rate used is dropout * 8 / width
+  c.model.dropout = 0.15   # dropout rate (at width 8 when dropout_by_length)
+  c.model.dropout_by_length = True  # rate = dropout * 8 / width (paper); False: fixed (DNGPU)
   c.model.dropout_on = "state"   # 'state' between steps (paper) or each layer's 'candidate' (DNGPU)
   c.model.gate = "sigmoid_cutoff"  # or 'hard_sigmoid' = clip(0.5x + 0.5, 0, 1) (DNGPU)
   c.model.candidate = "tanh"       # or 'hard_tanh' = clip(x, -1, 1) (DNGPU)
   c.model.u_offset = 1.0   # constant added to the keep gate's pre-activation (DNGPU: 0.7)
   c.model.r_offset = 1.0   # constant added to the reset gate's pre-activation (DNGPU: 0.5)
   c.model.diagonal = False  # keep path reads 1/3 of the maps from each neighbour column (DNGPU)
-  c.model.conv_impl = "auto"  # 'hybrid' (CPU), 'xla' (GPU/TPU), 'im2col', or 'auto' for the backend's
+  c.model.squash_input = False  # pass the embedded input through the candidate function, so the
+                                # state starts inside [-1, 1] (DNGPU; without it hard gates let
+                                # the input scale grow: measured, grad norm 1e5 by step 25)
+  c.model.conv_impl = "auto"  # 'hybrid' (fast on CPU), 'im2col' (GPU), 'xla' (lax.conv), or 'auto':
+                              # the one measured fastest on the running backend
   c.model.remat = True     # rematerialise each step in the backward pass (memory / W)
 
   c.relax = ml_collections.ConfigDict()
@@ -41,12 +50,16 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.relax.pull_max = 0.1       # from here on such windows average the copies instead
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"        # or 'adamax' (optax.adamax, the DNGPU's optimizer family)
-  c.optim.clip_mode = "global_norm"  # clip the gradient's global norm, or each 'element'
+  c.optim.name = "adam"        # or 'adamax' (optax.adamax), or 'clipped_adamax' (the DNGPU's:
+                               # per-element clip at 1.2x the running max, beta2 0.99 -> 0.9995)
+  c.optim.clip_mode = "global_norm"  # clip the gradient's global norm, each 'element', or 'none'
   c.optim.learning_rate = 1e-3
   c.optim.adam_eps = 1e-4      # the reference's eps; optax's default 1e-8 is much smaller
   c.optim.clip_norm = 1.0      # the clipping bound (global norm, or per element)
-  c.optim.lr_decay = 0.98      # lr x this when a window's loss is worse than the last 3 windows'
+  c.optim.lr_decay = 0.98      # lr x this when lr_decay_rule fires at the end of a window
+  c.optim.lr_decay_rule = "worse_than_3"  # loss worse than the last 3 windows' (paper), or
+                                          # 'no_progress_2': 2 windows without improvement (DNGPU)
+  c.optim.min_lr_factor = 0.0  # decays stop at learning_rate * this (DNGPU: 1/60)
   c.optim.noise_scale = 0.0    # gradient noise: scale * sqrt(seq_err / (t+1)^0.55); 0 = off
 
   c.saturation = ml_collections.ConfigDict()  # DNGPU's cost on saturated pre-activations
@@ -84,6 +97,10 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.final_eval.lengths = (41, 401)  # evaluated once when training ends
   c.final_eval.examples = 128
   c.final_eval.probe_examples = 16  # per hard-case probe family and length (arithmetic; 0 = off)
+  # Evaluated only when every final_eval length is error-free (the paper's 2000-bit test:
+  # ~4 TFLOP per example, ~23 s each on 2 CPU cores).
+  c.final_eval.long_lengths = (4001,)
+  c.final_eval.long_examples = 64
 
   c.stop_when_solved = True    # stop once the curriculum is done and eval.lengths are error-free
   return c
@@ -107,6 +124,7 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.final_eval.lengths = (12, 24)
   c.final_eval.examples = 16
   c.final_eval.probe_examples = 4
+  c.final_eval.long_lengths = ()
   c.stop_when_solved = False
   return c
 
@@ -119,7 +137,7 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
-  from ngpu_jax import cgru, tasks  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import cgru, optim, tasks  # pylint: disable=g-import-not-at-top
   errors = []
 
   def need(ok, msg):
@@ -132,15 +150,20 @@ def validate(c: ml_collections.ConfigDict) -> None:
   m, cur = c.model, c.curriculum
   for name in ("maps", "rows", "layers"):
     need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
+  need(m.kernel_init_scale > 0, f"model.kernel_init_scale: must be > 0, got {m.kernel_init_scale}")
   need(m.cutoff >= 1.0, f"model.cutoff: must be >= 1, got {m.cutoff}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout: must be in [0, 1), got {m.dropout}")
   need(m.dropout_on in ("state", "candidate"), f"model.dropout_on: must be state or candidate, got {m.dropout_on!r}")
   need(m.gate in ("sigmoid_cutoff", "hard_sigmoid"), f"model.gate: must be sigmoid_cutoff or hard_sigmoid, got {m.gate!r}")
   need(m.candidate in ("tanh", "hard_tanh"), f"model.candidate: must be tanh or hard_tanh, got {m.candidate!r}")
   need(not m.diagonal or m.maps >= 3, "model.diagonal: needs maps >= 3 (a third shifts each way)")
-  need(c.optim.name in ("adam", "adamax"), f"optim.name: must be adam or adamax, got {c.optim.name!r}")
-  need(c.optim.clip_mode in ("global_norm", "element"),
-       f"optim.clip_mode: must be global_norm or element, got {c.optim.clip_mode!r}")
+  need(c.optim.name in optim.OPTIMIZERS,
+       f"optim.name: must be one of {sorted(optim.OPTIMIZERS)}, got {c.optim.name!r}")
+  need(c.optim.clip_mode in optim.CLIP_MODES,
+       f"optim.clip_mode: must be one of {optim.CLIP_MODES}, got {c.optim.clip_mode!r}")
+  need(c.optim.lr_decay_rule in ("worse_than_3", "no_progress_2"),
+       f"optim.lr_decay_rule: must be worse_than_3 or no_progress_2, got {c.optim.lr_decay_rule!r}")
+  need(0 <= c.optim.min_lr_factor <= 1, f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}")
   need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
   sat = c.saturation
   need(0 < sat.min <= sat.start <= sat.max, "saturation: need 0 < min <= start <= max")
@@ -176,6 +199,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"{group}.lengths: must be ints >= curriculum.min_length, got {lengths!r}")
     need(c[group].examples > 0, f"{group}.examples: must be positive")
   need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
+  need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")
+  long_lengths = tuple(c.final_eval.long_lengths)
+  need(all(isinstance(n, int) and n >= cur.min_length for n in long_lengths),
+       f"final_eval.long_lengths: must be ints >= curriculum.min_length, got {long_lengths!r}")
+  need(c.final_eval.long_examples > 0, "final_eval.long_examples: must be positive")
   need(c.final_eval.probe_examples >= 0, "final_eval.probe_examples: must be >= 0")
   need(c.eval.every > 0, "eval.every: must be positive")
   if errors:

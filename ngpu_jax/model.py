@@ -19,26 +19,28 @@ from ngpu_jax import cgru
 Params = dict[str, Any]
 
 EMBED_SCALE = 1.7    # embeddings start uniform in (-1.7, 1.7)
-KERNEL_SCALE = 1.8   # kernels start uniform in +-1.8 * sqrt(3 / fan_in)
+KERNEL_SCALE = 1.8   # kernels start uniform in +-1.8 * sqrt(3 / fan_in) (the paper's code)
 
 
-def _uniform(key, shape, fan_in):
-  limit = KERNEL_SCALE * (3.0 / fan_in) ** 0.5
+def _uniform(key, shape, fan_in, scale=KERNEL_SCALE):
+  limit = scale * (3.0 / fan_in) ** 0.5
   return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
 
 
 def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: int,
-         relax_copies: int, kernel_rows: int = 3) -> Params:
+         relax_copies: int, kernel_rows: int = 3, kernel_scale: float = KERNEL_SCALE) -> Params:
   """Fresh parameters; every relaxation copy starts from the same draw.
 
   kernel_rows is 3 for the paper's 4-row image and 1 for a 1-D state (3x1 kernels).
+  Step kernels start uniform in +-kernel_scale * sqrt(3 / fan_in); 1.0 is Glorot's
+  bound for these square kernels (the DNGPU's), 1.8 the paper code's.
   """
   m, k, kh = maps, jax.random.split(key, 5), kernel_rows
   embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
   one = {
-      "gates_k": _uniform(k[2], (layers, 3, kh, m, 2 * m), 3 * kh * m),
+      "gates_k": _uniform(k[2], (layers, 3, kh, m, 2 * m), 3 * kh * m, kernel_scale),
       "gates_b": jnp.zeros((layers, 2 * m)),
-      "cand_k": _uniform(k[3], (layers, 3, kh, m, m), 3 * kh * m),
+      "cand_k": _uniform(k[3], (layers, 3, kh, m, m), 3 * kh * m, kernel_scale),
       "cand_b": jnp.zeros((layers, m)),
   }
   return {
@@ -66,11 +68,11 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
 
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
-  Dropout hits the whole state between steps (the paper) or each layer's
-  candidate (DNGPU). With return_states or return_saturation the result is
+  Dropout hits the whole state between steps (the paper) or the embedded
+  input and each layer's candidate (DNGPU). With return_states or return_saturation the result is
   (logits, aux): aux["states"] is the mental image after every step,
   s_TxBxWxHxM (T = W; for pictures: it keeps the whole history), and
-  aux["saturation"] the mean saturation cost per active state cell and step.
+  aux["saturation"] the saturation cost per active column and step.
   """
   b, w = x_BxW.shape
   steps = params["steps"]
@@ -82,12 +84,19 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
 
   embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
   e_BxWxM = jnp.tanh(embed[x_BxW]) @ params["embed_proj"]["k"] + params["embed_proj"]["b"]
+  sat_in = jnp.zeros((), jnp.float32)
+  if cell.squash_input:
+    # Counted once per step it stands in for, as the DNGPU weights it by the length.
+    sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * w
+    e_BxWxM = cgru.candidate_fn(cell, e_BxWxM)
   s_BxWxHxM = jnp.zeros((b, w, rows, maps), jnp.float32).at[:, :, 0, :].set(e_BxWxM)
   s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
 
   use_dropout = dropout_rate > 0.0 and dropout_key is not None
   on_state = use_dropout and dropout_on == "state"
   on_candidate = use_dropout and dropout_on == "candidate"
+  if on_candidate:  # the DNGPU also drops out the embedded input
+    s_BxWxHxM = _dropout(jax.random.fold_in(dropout_key, 2**31 - 1), s_BxWxHxM, dropout_rate)
 
   def body(carry, t):
     s, out_BxWxM, sat = carry
@@ -113,8 +122,10 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
   if not (return_states or return_saturation):
     return logits_BxWxC
-  cells = jnp.maximum(jnp.sum(mask_BxW), 1) * rows * maps * w
-  return logits_BxWxC, {"states": s_TxBxWxHxM, "saturation": sat / cells}
+  # Per active column and step, summed over rows, maps and pre-activations: the
+  # DNGPU's scale, so the starting weight 1e-3 means what it means there.
+  column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * w
+  return logits_BxWxC, {"states": s_TxBxWxHxM, "saturation": (sat + sat_in) / column_steps}
 
 
 def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):

@@ -59,14 +59,18 @@ def record(sched: Schedule, seq_wrong: int, examples: int, loss: float,
 
 
 def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_factor: float,
-               pull_max: float, relax: bool, lr_decay: float = 1.0) -> Decision:
+               pull_max: float, relax: bool, lr_decay: float = 1.0,
+               lr_decay_rule: str = "worse_than_3", min_lr_factor: float = 0.0) -> Decision:
   """Applies the reference's rules and resets the window.
 
   When the window's sequence error is below `threshold` (the curriculum criterion):
   the curriculum advances by one (until max_length), and the pull is multiplied by
   pull_factor until it reaches pull_max, after which each such window averages
-  the copies instead. The learning rate decays (lr_factor *= lr_decay) when the
-  window's loss is worse than each of the last three windows' losses.
+  the copies instead. The learning rate decays (lr_factor *= lr_decay, never
+  below min_lr_factor) when the window's loss is worse than each of the last
+  three windows' losses ('worse_than_3', the paper's code), or when neither this
+  window nor the one before beat the loss of the window before them
+  ('no_progress_2', the DNGPU's code).
   """
   seq_error = sched.window_seq_wrong / max(sched.window_examples, 1)
   loss = sched.window_loss_sum / max(sched.window_steps, 1)
@@ -80,10 +84,15 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
     sched.pull = min(sched.pull * pull_factor, pull_max)
   if average:
     sched.averaged += 1
-  decay_lr = (sched.window_steps > 0 and len(sched.recent_losses) >= 3
-              and loss > max(sched.recent_losses[-3:]))
+  recent = sched.recent_losses
+  if lr_decay_rule == "worse_than_3":
+    decay_lr = sched.window_steps > 0 and len(recent) >= 3 and loss > max(recent[-3:])
+  elif lr_decay_rule == "no_progress_2":
+    decay_lr = sched.window_steps > 0 and len(recent) >= 2 and recent[-2] < min(recent[-1], loss)
+  else:
+    raise ValueError(f"unknown lr_decay_rule {lr_decay_rule!r}")
   if decay_lr:
-    sched.lr_factor *= lr_decay
+    sched.lr_factor = max(sched.lr_factor * lr_decay, min_lr_factor)
   if sched.window_steps > 0:
     sched.recent_losses = (sched.recent_losses + [loss])[-3:]
     sched.last_seq_error = seq_error
@@ -95,7 +104,14 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
 
 def adapt_saturation_weight(sched: Schedule, decision: Decision, *, learning_rate: float,
                             lo: float, hi: float) -> None:
-  """The DNGPU rule, as the reference states it: w = clip(w * lr * loss / cost, lo, hi)."""
+  """The DNGPU rule: w = clip(w * lr * loss / (w * cost), lo, hi) = clip(lr * loss / cost).
+
+  In the DNGPU's code the cost in the denominator is the weighted one (the
+  saturation term as it enters the loss), so the weight is set to make that
+  term lr * loss. Dividing by the unweighted cost instead multiplies w by
+  ~lr every window and drives it to the lower bound (measured here: 1e-20
+  after a few windows).
+  """
   if decision.saturation > 0:
-    w = sched.sat_weight * learning_rate * decision.loss / decision.saturation
+    w = learning_rate * decision.loss / decision.saturation
     sched.sat_weight = float(min(max(w, lo), hi))

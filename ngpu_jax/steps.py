@@ -39,14 +39,16 @@ def cell_for(config: ml_collections.ConfigDict) -> cgru.Cell:
   m = config.model
   return cgru.Cell(gate=m.gate, candidate=m.candidate, cutoff=float(m.cutoff),
                    u_offset=float(m.u_offset), r_offset=float(m.r_offset),
-                   diagonal=bool(m.diagonal), saturation_limit=float(config.saturation.limit))
+                   diagonal=bool(m.diagonal), squash_input=bool(m.squash_input),
+                   saturation_limit=float(config.saturation.limit))
 
 
 def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Params:
   return model.init(jax.random.key(config.seed), n_symbols=task.n_symbols,
                     n_classes=task.n_classes, maps=config.model.maps,
                     layers=config.model.layers, relax_copies=config.relax.copies,
-                    kernel_rows=3 if config.model.rows > 1 else 1)
+                    kernel_rows=3 if config.model.rows > 1 else 1,
+                    kernel_scale=config.model.kernel_init_scale)
 
 
 def init_state(config, task, optimizer, mesh) -> TrainState:
@@ -72,7 +74,8 @@ def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, saturati
   m = config.model
   return model.apply(
       params, x_BxW, n_B, rows=m.rows, cell=cell_for(config), conv_impl=m.conv_impl,
-      dropout_rate=model.dropout_rate_for(width, m.dropout) if train else 0.0,
+      dropout_rate=(model.dropout_rate_for(width, m.dropout) if m.dropout_by_length else m.dropout)
+      if train else 0.0,
       dropout_on=m.dropout_on, dropout_key=dropout_key, remat=m.remat and train,
       return_saturation=saturation)
 
@@ -97,6 +100,8 @@ def make_train_step(config, optimizer, mesh):
       loss, metrics = loss + loss_i, metrics + [metrics_i]
       if use_sat:
         sat = sat + aux["saturation"]
+    # Mean over the batches (one per bucket in 'all_buckets'), as the DNGPU averages its bins.
+    loss, sat = loss / len(batches), sat / len(batches)
     total = loss
     if use_relax:
       total = total + pull * relax.penalty(params["steps"])

@@ -16,6 +16,7 @@ sharing ROOT split a sweep without talking to each other.
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ def define_flags():
   flags.DEFINE_integer("jobs", 1, "Runs at a time on this machine (each gets cores / jobs).")
   flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
   flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
+  flags.DEFINE_list("skip", [], "Leave out runs whose name contains any of these strings.")
   flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
   flags.mark_flags_as_required(["config", "root"])
 
@@ -49,7 +51,13 @@ def load_sweep(config_arg: str, seeds: list[int]) -> list[dict]:
 
 
 def run_name(overrides: dict) -> str:
-  return ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+  """seed=0,model.maps=48; a run with a variant label is named by it and its seed alone."""
+  if "variant" in overrides:
+    label = re.sub(r"[^A-Za-z0-9]+", "-", str(overrides["variant"])).strip("-").lower()
+    rest = [f"seed={overrides['seed']}"] if "seed" in overrides else []
+    return ",".join([label or "variant"] + rest)
+  name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+  return re.sub(r"[^A-Za-z0-9=.,_+-]+", "_", name)
 
 
 def is_finished(workdir: str) -> bool:
@@ -84,7 +92,8 @@ def main(argv):
   except ValueError as e:
     report.fail(str(e))
   os.makedirs(args.root, exist_ok=True)
-  mine = [r for k, r in enumerate(runs) if k % n == i]
+  mine = [r for k, r in enumerate(runs) if k % n == i
+          and not any(part in run_name(r) for part in args.skip)]
   cpu_devices = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
   todo = []
   for overrides in mine:

@@ -123,13 +123,19 @@ class _Run:
     decision = schedule.end_window(
         self.sched, max_length=c.curriculum.max_length, threshold=c.curriculum.threshold,
         pull_factor=c.relax.pull_factor, pull_max=c.relax.pull_max,
-        relax=c.relax.copies > 1, lr_decay=c.optim.lr_decay)
+        relax=c.relax.copies > 1, lr_decay=c.optim.lr_decay,
+        lr_decay_rule=c.optim.lr_decay_rule, min_lr_factor=c.optim.min_lr_factor)
     if c.saturation.enabled:
       schedule.adapt_saturation_weight(
           self.sched, decision, learning_rate=c.optim.learning_rate * self.sched.lr_factor,
           lo=c.saturation.min, hi=c.saturation.max)
     if decision.average or decision.decay_lr:
       self._apply(average=decision.average)
+
+  def out_of_time(self) -> bool:
+    """True once max_train_minutes of training (over all resumes) are spent."""
+    budget = self.config.max_train_minutes * 60.0
+    return budget > 0 and self.sched.train_seconds + time.perf_counter() - self._clock >= budget
 
   def log_line(self) -> None:
     if not self._line:
@@ -216,6 +222,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     run.close()
 
 
+def long_eval_lengths(config, final: dict) -> list[int]:
+  """final_eval.long_lengths not yet evaluated, if every final length was error-free."""
+  if not all(r["seq_error"] == 0.0 for r in final.values()):
+    return []
+  return [n for n in config.final_eval.long_lengths if n not in final]
+
+
 def _train(run: _Run) -> dict:
   c = run.config
   solved = False
@@ -240,14 +253,24 @@ def _train(run: _Run) -> dict:
         report.log(f"solved at step {run.step}: no errors at lengths {list(results)}")
     if run.step % c.checkpoint_every == 0 or solved:
       run.save()
+    if log_now and not solved and run.out_of_time():
+      report.log(f"time budget reached at step {run.step}: max_train_minutes={c.max_train_minutes}")
+      break
   run.save()
   run.ckpt.wait()
   train_seconds = time.perf_counter() - t_start
   final = run.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)
+  long_lengths = long_eval_lengths(c, final)
+  if long_lengths:
+    report.log(f"error-free at lengths {list(final)}; evaluating {c.final_eval.long_examples} "
+               f"examples at lengths {long_lengths}")
+    final.update(run.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, final=True))
   report.log(f"final evaluation at step {run.step} (this session trained "
              f"{report.format_duration(train_seconds)}):\n"
              + evaluate.format_table(final, run.task.name))
-  probe_results = run.evaluate_probes(c.final_eval.lengths, c.final_eval.probe_examples, c.seed + 1)
+  # Probes run wherever random problems were evaluated, 4001 included once reached.
+  probe_results = run.evaluate_probes(list(c.final_eval.lengths) + long_lengths,
+                                      c.final_eval.probe_examples, c.seed + 1)
   if probe_results:
     report.log(evaluate.format_probe_table(probe_results))
   return {"step": run.step, "cur_length": run.sched.cur_length, "eval": final,

@@ -29,6 +29,7 @@ def tiny_config(task="badd", **overrides):
   c.eval.batch_size = 8
   c.final_eval.lengths = (8,)
   c.final_eval.examples = 8
+  c.final_eval.long_lengths = ()
   for key, value in overrides.items():
     node = c
     *path, last = key.split(".")

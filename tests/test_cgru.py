@@ -38,7 +38,8 @@ def test_conv_forms_agree_in_gradient():
 
 
 def test_resolve_conv_impl():
-  assert cgru.resolve_conv_impl("auto") == ("hybrid" if jax.default_backend() == "cpu" else "xla")
+  expected = {"cpu": "hybrid", "gpu": "im2col"}.get(jax.default_backend(), "xla")
+  assert cgru.resolve_conv_impl("auto") == expected
   assert cgru.resolve_conv_impl("xla") == "xla"
   with pytest.raises(ValueError, match="conv_impl"):
     cgru.resolve_conv_impl("fft")

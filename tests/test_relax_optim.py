@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from ngpu_jax import model, optim, relax
+from ngpu_jax import model, optim, relax, schedule
 
 
 def test_penalty_zero_when_copies_equal_and_positive_otherwise():
@@ -65,3 +65,41 @@ def test_optimizer_chain_clips_then_noises_and_decays_lr():
   noisy = optim.make_optimizer(learning_rate=1e-3, adam_eps=1e-4, clip_norm=1.0, noise_scale=1.0)
   assert len(noisy.init(params)) == 3  # clip, noise, adam
   assert isinstance(noisy, optax.GradientTransformationExtraArgs)
+
+
+def test_clipped_adamax_matches_a_hand_computation():
+  opt = optim.scale_by_clipped_adamax(b1=0.9, eps=1e-8, clip_multiplier=1.2, clip_epsilon=1e-4)
+  params = {"w": jnp.zeros(3)}
+  state = opt.init(params)
+  g1 = {"w": jnp.array([0.5, -2e-5, 0.0])}
+  d1, state = opt.update(g1, state)
+  # step 1: nu = 0, so every gradient is clipped to +-1e-4 first
+  c1 = np.clip(np.array([0.5, -2e-5, 0.0]), -1e-4, 1e-4)
+  mu, nu = 0.1 * c1, np.abs(c1)
+  np.testing.assert_allclose(d1["w"], mu / (nu + 1e-8), rtol=1e-5)
+  g2 = {"w": jnp.array([1.0, 1e-5, -3e-4])}
+  d2, state = opt.update(g2, state)
+  b2 = 1.0 - 0.01 * 0.5 ** (1 / 2000)
+  c2 = np.clip(np.array([1.0, 1e-5, -3e-4]), -(1.2 * nu + 1e-4), 1.2 * nu + 1e-4)
+  mu = 0.9 * mu + 0.1 * c2
+  nu = np.maximum(b2 * nu, np.abs(c2))
+  np.testing.assert_allclose(d2["w"], mu / (nu + 1e-8), rtol=1e-5)
+  assert float(optim.dngpu_b2(0.0)) == pytest.approx(0.99)
+  assert float(optim.dngpu_b2(1e6)) == pytest.approx(0.9995)
+
+
+def test_lr_decay_rules_and_floor():
+  def run(rule, losses, factor_floor=0.0):
+    s = schedule.Schedule(cur_length=6, pull=0.0)
+    decays = []
+    for loss in losses:
+      schedule.record(s, 1, 1, loss)
+      d = schedule.end_window(s, max_length=41, threshold=0.0001, pull_factor=1.2, pull_max=0.1,
+                              relax=False, lr_decay=0.5, lr_decay_rule=rule,
+                              min_lr_factor=factor_floor)
+      decays.append(d.decay_lr)
+    return decays, s.lr_factor
+  # no_progress_2: 1.0 beaten by neither 1.1 nor 1.2 -> decay; then 1.05 < 1.2 but not < 1.1
+  assert run("no_progress_2", [1.0, 1.1, 1.2, 0.9]) == ([False, False, True, False], 0.5)
+  assert run("worse_than_3", [1.0, 1.1, 1.2, 1.3]) == ([False, False, False, True], 0.5)
+  assert run("no_progress_2", [1.0, 2.0, 3.0, 4.0, 5.0], factor_floor=0.3)[1] == 0.3

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from conftest import run_module
-from ngpu_jax import aggregate, sweep
+from conftest import REPO, run_module
+from ngpu_jax import aggregate, configlib, sweep
 
 pytestmark = pytest.mark.slow
 SWEEP = ["--config=experiments/task.py:copy,smoke", "--seeds=0,1", "--set=num_steps=20",
@@ -33,7 +33,7 @@ def test_sweep_runs_resumes_shards_and_aggregates(tmp_path):
   assert text.startswith("Made by `python -m ngpu_jax.aggregate")
   row = next(line for line in text.splitlines() if line.startswith("| copy |"))
   cells = [c.strip() for c in row.strip("|").split("|")]
-  assert cells[2] == "2" and cells[3].endswith("/2")
+  assert cells[2] == "2" and cells[3].endswith("/2") and cells[4] == "20"  # steps trained
   summaries = [aggregate.summarize(w) for w in aggregate.find_workdirs([root])]
   assert [s["seed"] for s in summaries] == [0, 1]
   assert len({s["variant"] for s in summaries}) == 1  # seeds of one setting form one row
@@ -46,3 +46,49 @@ def test_sweep_from_the_experiment_file_and_bad_shard(tmp_path):
   assert proc.returncode == 2 and "--shard 3/2" in proc.stderr
   proc = run_module("ngpu_jax.aggregate", str(tmp_path / "nothing"))
   assert proc.returncode == 2 and "no runs" in proc.stderr
+
+
+def test_skip_leaves_out_runs_by_name(tmp_path):
+  proc = run_module("ngpu_jax.sweep", "--config=experiments/dngpu.py:badd,ablation",
+                    f"--root={tmp_path}", "--skip=4x2,adam", "--dry_run")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  listed = [line for line in proc.stdout.splitlines() if line.strip().startswith("to run")]
+  assert len(listed) == 3 * 5
+  assert not any("4x2" in line or "adam" in line for line in listed)
+
+
+def test_dngpu_ablation_sweep_is_valid_and_named_by_variant():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("dngpu_exp", os.path.join(REPO, "experiments", "dngpu.py"))
+  exp = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(exp)
+  runs_ = sweep.load_sweep("experiments/dngpu.py:bmul", [0])
+  assert len(runs_) == 3 * len(exp.ABLATIONS)
+  names = {sweep.run_name(r) for r in runs_}
+  assert len(names) == len(runs_) and all("/" not in n and " " not in n for n in names)
+  assert "dngpu-no-diagonal,seed=2" in names
+  for overrides in runs_:
+    c = exp.get_config("bmul")
+    for key, value in overrides.items():
+      node = c
+      *path, last = key.split(".")
+      for p in path:
+        node = node[p]
+      node[last] = value
+    configlib.validate(c)
+    changed = {k for k in overrides if k not in ("seed", "variant")}
+    base = exp.get_config("bmul")
+    # each ablation really changes what it names
+    assert all(_get(c, k) != _get(base, k) for k in changed), overrides
+
+
+def _get(c, key):
+  for p in key.split("."):
+    c = c[p]
+  return c
+
+
+def test_aggregate_reads_runs_written_before_newer_config_fields():
+  s = aggregate.summarize(os.path.join(REPO, "results", "badd_default"))
+  assert s["variant"] == "paper" and s["steps_to_zero"] == 13000
+  assert s["final"][41]["seq_error"] == 0.0 and not s["success"]  # 401 was all wrong

@@ -104,3 +104,33 @@ def test_one_and_four_devices_train_the_same_parameters(tmp_path):
   l1, l4 = _train_lines(tmp_path / "1"), _train_lines(tmp_path / "4")
   assert [m["cur_length"] for m in l1] == [m["cur_length"] for m in l4]
   np.testing.assert_allclose([m["loss"] for m in l1], [m["loss"] for m in l4], rtol=1e-4)
+
+
+def test_time_budget_stops_training_and_still_evaluates(tmp_path):
+  config = tiny_config(num_steps=1000, max_train_minutes=1e-6, log_every=5)
+  result = train.train_and_evaluate(config, str(tmp_path))
+  assert result["step"] == 5  # the first log step is past any positive budget
+  lines = report.read_metrics(str(tmp_path))
+  assert [m["step"] for m in lines if m["kind"] == "train"] == [5]
+  assert any(m["kind"] == "eval" and m.get("final") for m in lines)
+
+
+@pytest.mark.parametrize("error,expected", [(0.0, [24]), (0.25, [])])
+def test_long_lengths_only_after_error_free_final_lengths(tmp_path, monkeypatch, error, expected):
+  calls = []
+  real = train.evaluate.evaluate_lengths
+
+  def fake(eval_step, params, task, mesh, lengths, examples, batch_size, seed):
+    calls.append((tuple(lengths), examples))
+    out = real(eval_step, params, task, mesh, lengths, 2, batch_size, seed)
+    return {n: {**r, "seq_error": error} for n, r in out.items()}
+  monkeypatch.setattr(train.evaluate, "evaluate_lengths", fake)
+  config = tiny_config(num_steps=5, **{"final_eval.long_lengths": (8, 24),
+                                       "final_eval.long_examples": 3})
+  result = train.train_and_evaluate(config, str(tmp_path))
+  long_calls = [c for c in calls if c == ((24,), 3)]
+  assert len(long_calls) == len(expected)
+  assert sorted(result["eval"]) == sorted([8] + expected)
+  assert train.long_eval_lengths(config, {8: {"seq_error": error}}) == expected
+  probe_lengths = {m["eval_length"] for m in report.read_metrics(str(tmp_path)) if "probe" in m}
+  assert probe_lengths == {8, *expected}  # probes follow the random problems to the long length

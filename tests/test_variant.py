@@ -85,9 +85,12 @@ def test_candidate_dropout_is_used_only_where_asked():
 def test_saturation_weight_rule():
   s = schedule.Schedule(cur_length=41, pull=0.0, sat_weight=1e-3)
   d = schedule.Decision(0.5, loss=2.0, advanced=False, pull_raised=False, average=False,
-                        decay_lr=False, saturation=4.0)
+                        decay_lr=False, saturation=4000.0)
   schedule.adapt_saturation_weight(s, d, learning_rate=0.5, lo=1e-20, hi=1e-3)
-  assert s.sat_weight == pytest.approx(1e-3 * 0.5 * 2.0 / 4.0)
+  # weighted term w * cost becomes lr * loss, whatever w was before
+  assert s.sat_weight == pytest.approx(0.5 * 2.0 / 4000.0)
+  schedule.adapt_saturation_weight(s, d, learning_rate=0.5, lo=1e-20, hi=1e-3)
+  assert s.sat_weight == pytest.approx(0.5 * 2.0 / 4000.0)  # a fixed point, no geometric decay
   schedule.adapt_saturation_weight(s, dataclasses.replace(d, loss=1e6), learning_rate=0.5, lo=1e-20, hi=1e-3)
   assert s.sat_weight == 1e-3  # clipped
   schedule.adapt_saturation_weight(s, dataclasses.replace(d, saturation=0.0), learning_rate=0.5, lo=1e-20, hi=1e-3)
@@ -125,3 +128,38 @@ def test_dngpu_variant_trains_from_the_loop(tmp_path):
   assert result["step"] == 10 and result["cur_length"] == 8
   lines = [m for m in report.read_metrics(str(tmp_path)) if m["kind"] == "train"]
   assert all("saturation" in m and m["saturation"] >= 0 for m in lines)
+
+
+def test_squash_input_bounds_the_initial_state_and_counts_its_saturation():
+  params = model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=1,
+                      relax_copies=1, kernel_rows=1)
+  params["embed_proj"]["k"] = params["embed_proj"]["k"] * 50.0  # input far past +-1
+  x = jnp.array([[2, 3, 11, 2, 2, 0, 0]])
+  n = jnp.array([5])
+  hard = cgru.Cell(gate="hard_sigmoid", candidate="hard_tanh")
+  _, plain = model.apply(params, x, n, rows=1, cell=hard, return_states=True,
+                         return_saturation=True)
+  _, squashed = model.apply(params, x, n, rows=1, cell=hard._replace(squash_input=True),
+                            return_states=True, return_saturation=True)
+  # a state read before any update would be the input; after one hard-gated step the
+  # state is a convex mix of the (shifted) old state and a candidate in [-1, 1]
+  assert float(jnp.max(jnp.abs(plain["states"][0]))) > 2.0
+  assert float(jnp.max(jnp.abs(squashed["states"][0]))) <= 1.0 + 1e-6
+  # with zero step kernels and offsets no step pre-activation saturates: what is
+  # left is the input's own saturation, counted once per step
+  zero = {**params, "steps": jax.tree.map(jnp.zeros_like, params["steps"])}
+  cell = hard._replace(u_offset=0.0, r_offset=0.0)
+  _, a = model.apply(zero, x, n, rows=1, cell=cell, return_saturation=True)
+  _, b = model.apply(zero, x, n, rows=1, cell=cell._replace(squash_input=True),
+                     return_saturation=True)
+  assert float(a["saturation"]) == 0.0 and float(b["saturation"]) > 0.0
+
+
+def test_kernel_init_scale():
+  small = model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=48, layers=1,
+                     relax_copies=1, kernel_rows=1, kernel_scale=1.0)
+  big = model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=48, layers=1,
+                   relax_copies=1, kernel_rows=1)
+  bound = (3.0 / (3 * 48)) ** 0.5
+  assert float(jnp.max(jnp.abs(small["steps"]["cand_k"]))) <= bound
+  np.testing.assert_allclose(big["steps"]["cand_k"], 1.8 * small["steps"]["cand_k"], rtol=1e-5)
