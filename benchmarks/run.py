@@ -98,7 +98,8 @@ def bench_all_buckets(config, task, mesh, reps):
   holder = {"state": steps.init_state(config, task, optimizer, mesh)}
   train_step = steps.make_train_step(config, optimizer, mesh)
   lengths = data.all_bucket_lengths(config.buckets, config.curriculum.max_length)
-  batches = data.all_bucket_batches(task, 0, 0, config.batch_size, lengths)
+  batches = data.pack(data.all_bucket_batches(task, 0, 0, config.batch_size, lengths),
+                     steps.bin_layout(config))
   args = tuple(parallel.global_batch(mesh, *b) for b in batches)
 
   def one():
@@ -110,6 +111,7 @@ def bench_all_buckets(config, task, mesh, reps):
                              rows=config.model.rows, layers=config.model.layers) for n in lengths)
   examples = config.batch_size * len(lengths)
   return {"fn": "dngpu_step", "conv_impl": config.model.conv_impl, "length": max(lengths),
+          "bin_groups": config.curriculum.bin_groups,
           "batch": examples, "first_call_s": compile_s, "step_s": step_s,
           "examples_per_s": examples / step_s, "gflop": flops / 1e9,
           "gflops_per_s": flops / step_s / 1e9}

@@ -14,8 +14,18 @@ reference's suggestion).
 Ablation, e.g. the original CGRU gates inside the DNGPU setup:
   python -m ngpu_jax.main --config=experiments/dngpu.py:bmul --config.model.diagonal=False ...
 
-Expected result (reference, not yet reproduced here): binary multiplication learned in well
-under 2,000 steps, with < 1% error at 100x the training length for all runs.
+Ablation (each part back to the paper's choice, 3 seeds each):
+  python -m ngpu_jax.sweep --config=experiments/dngpu.py:bmul --root=runs/ablation_bmul --jobs=1
+  python -m ngpu_jax.sweep --config=experiments/dngpu.py:badd,ablation --root=runs/ablation_badd
+
+Expected result:
+- The reference reports binary multiplication learned in well under 2,000 steps, and < 1%
+  error at 100x the training length for every run.
+- Measured here, bmul seed 0 on an H200: 10% sequence error at length 41 by step 1,000, and
+  2.3% (0.08% of symbols) at step 3,000. At length 401 it had 33% sequence error. Three
+  minutes of training.
+- badd seed 0 on 2 CPU cores: error-free on 128 problems at 41 at step 500 (7 minutes), with
+  3% errors on fresh problems. Not yet correct at 401.
 """
 
 from ngpu_jax import configlib

@@ -62,7 +62,8 @@ def summarize(workdir: str) -> dict:
   return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
           "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
           "final": final, "success": bool(final) and all(m["seq_error"] == 0 for m in final.values()),
-          "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes}
+          "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes,
+          "last_loss": train[-1]["loss"] if train else None}
 
 
 def _median(xs):
@@ -75,7 +76,7 @@ def table(summaries: list[dict]) -> str:
   for s in summaries:
     groups.setdefault((s["task"], s["variant"]), []).append(s)
   lengths = sorted({n for s in summaries for n in s["final"]})
-  head = ["task", "variant", "seeds", "success", "median steps trained",
+  head = ["task", "variant", "seeds", "success", "median steps trained", "median last train loss",
           "median steps to 0 err @train len",
           "median train time to 0 err"] + [f"seq / sym err @{n}" for n in lengths]
   out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -84,7 +85,9 @@ def table(summaries: list[dict]) -> str:
     steps = _median([s["steps_to_zero"] for s in group])
     secs = _median([s["seconds_to_zero"] for s in group])
     trained = _median([s["steps"] for s in group])
+    loss = _median([s["last_loss"] for s in group])
     row = [task, variant, str(len(group)), f"{wins}/{len(group)}", f"{trained:.0f}",
+           "-" if loss is None else f"{loss:.3f}",
            "-" if steps is None else f"{steps:.0f}",
            "-" if secs is None else report.format_duration(secs)]
     for n in lengths:

@@ -72,6 +72,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.curriculum = ml_collections.ConfigDict()
   c.curriculum.mode = "paper"      # 'paper', or 'all_buckets': every step trains one batch per
                                    # bucket up to max_length at that length, no curriculum (DNGPU)
+  c.curriculum.bin_groups = 0      # all_buckets: pad the bins into this many groups, one scan
+                                   # each (0 = one scan per bin); same problems and loss
   c.curriculum.min_length = 3      # shortest training length
   c.curriculum.start_length = 6    # curriculum length at step 0
   c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
@@ -165,6 +167,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
        f"optim.lr_decay_rule: must be worse_than_3 or no_progress_2, got {c.optim.lr_decay_rule!r}")
   need(0 <= c.optim.min_lr_factor <= 1, f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}")
   need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
+  need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
+       f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}")
+  need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
+       "curriculum.bin_groups: packing bins needs model.dropout_by_length=False (the rate "
+       "would follow the group's width, not each bin's)")
   sat = c.saturation
   need(0 < sat.min <= sat.start <= sat.max, "saturation: need 0 < min <= start <= max")
   need(m.conv_impl in cgru.CONV_IMPLS, f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}")

@@ -79,3 +79,48 @@ def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
   """One batch of batch_size problems at each length (no curriculum), for `step`."""
   rng = train_rng(seed, step)
   return tuple(make_batch(task, rng, batch_size, n, n) for n in lengths)
+
+
+def bin_groups(lengths: Sequence[int], n_groups: int) -> list[list[int]]:
+  """Splits sorted bin lengths into n_groups runs, each to be padded to its longest bin.
+
+  A run of bins padded to width W costs about (bins x W^2) of work in one scan
+  of W steps instead of one scan per bin; the split minimises that sum. Fewer
+  scans matter where each scan step has a fixed cost (small kernels on a GPU,
+  per-op overhead on a CPU). n_groups = 0 (or >= the bins) keeps every bin alone.
+  """
+  lengths = sorted(lengths)
+  k = len(lengths)
+  if n_groups <= 0 or n_groups >= k:
+    return [[n] for n in lengths]
+  inf = float("inf")
+  # best[g][i]: cost of the first i bins in g groups; cut[g][i]: where the last group starts
+  best = [[inf] * (k + 1) for _ in range(n_groups + 1)]
+  cut = [[0] * (k + 1) for _ in range(n_groups + 1)]
+  best[0][0] = 0.0
+  for g in range(1, n_groups + 1):
+    for i in range(1, k + 1):
+      for j in range(g - 1, i):
+        cost = best[g - 1][j] + (i - j) * lengths[i - 1] ** 2
+        if cost < best[g][i]:
+          best[g][i], cut[g][i] = cost, j
+  groups, i = [], k
+  for g in range(n_groups, 0, -1):
+    j = cut[g][i]
+    groups.append(lengths[j:i])
+    i = j
+  return groups[::-1]
+
+
+def pack(batches: Sequence[Batch], groups: Sequence[Sequence[int]]) -> tuple[Batch, ...]:
+  """Concatenates the batches of each group (in order), padded to the group's widest."""
+  out, k = [], 0
+  for group in groups:
+    part = batches[k:k + len(group)]
+    k += len(group)
+    width = max(b.x_BxW.shape[1] for b in part)
+    pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
+    out.append(Batch(np.concatenate([pad(b.x_BxW) for b in part]),
+                     np.concatenate([pad(b.y_BxW) for b in part]),
+                     np.concatenate([b.n_B for b in part])))
+  return tuple(out)

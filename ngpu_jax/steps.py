@@ -12,7 +12,7 @@ import ml_collections
 import optax
 from flax import struct
 
-from ngpu_jax import cgru, model, optim, parallel, relax, tasks
+from ngpu_jax import cgru, data, model, optim, parallel, relax, tasks
 
 
 def enable_compilation_cache(path: str) -> None:
@@ -80,15 +80,26 @@ def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, saturati
       return_saturation=saturation)
 
 
+def bin_layout(config) -> list[list[int]] | None:
+  """The bins of 'all_buckets' mode as packed groups (widths), or None in the paper's mode."""
+  cur = config.curriculum
+  if cur.mode != "all_buckets":
+    return None
+  return data.bin_groups(data.all_bucket_lengths(config.buckets, cur.max_length), cur.bin_groups)
+
+
 def make_train_step(config, optimizer, mesh):
   """(state, batches, pull, seq_error, sat_weight) -> (state, metrics).
 
   batches is a tuple of (x_BxW, y_BxW, n_B): one batch in the paper's
-  curriculum, one per bucket in 'all_buckets' mode; their losses add up.
+  curriculum; in 'all_buckets' mode one per group of bin_layout(config), each
+  the group's bins stacked (data.pack). The loss is the mean of the bins' losses,
+  each over its own width, as the DNGPU averages its bins.
   """
   base_key = jax.random.key(config.seed + 2)
   use_relax = config.relax.copies > 1
   use_sat = bool(config.saturation.enabled)
+  layout = bin_layout(config)
 
   def loss_fn(params, batches, pull, sat_weight, dropout_key):
     loss, sat, metrics = 0.0, 0.0, []
@@ -96,12 +107,15 @@ def make_train_step(config, optimizer, mesh):
       key = dropout_key if i == 0 else jax.random.fold_in(dropout_key, i)
       out = _forward(config, params, x_BxW, n_B, key, train=True, saturation=use_sat)
       logits, aux = out if use_sat else (out, None)
-      loss_i, metrics_i = model.loss_and_metrics(logits, y_BxW, n_B)
-      loss, metrics = loss + loss_i, metrics + [metrics_i]
+      widths = layout[i] if layout is not None else [x_BxW.shape[1]]
+      rows = x_BxW.shape[0] // len(widths)
+      for j, w in enumerate(widths):
+        r = slice(j * rows, (j + 1) * rows)
+        loss_j, metrics_j = model.loss_and_metrics(logits[r, :w], y_BxW[r, :w], n_B[r])
+        loss, metrics = loss + loss_j, metrics + [metrics_j]
       if use_sat:
-        sat = sat + aux["saturation"]
-    # Mean over the batches (one per bucket in 'all_buckets'), as the DNGPU averages its bins.
-    loss, sat = loss / len(batches), sat / len(batches)
+        sat = sat + aux["saturation"] * len(widths)
+    loss, sat = loss / len(metrics), sat / len(metrics)
     total = loss
     if use_relax:
       total = total + pull * relax.penalty(params["steps"])

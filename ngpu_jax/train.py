@@ -92,8 +92,9 @@ class _Run:
   def batches(self) -> tuple[data.Batch, ...]:
     c, cur = self.config, self.config.curriculum
     if cur.mode == "all_buckets":
-      return data.all_bucket_batches(self.task, c.seed, self.step, c.batch_size,
+      bins = data.all_bucket_batches(self.task, c.seed, self.step, c.batch_size,
                                      data.all_bucket_lengths(c.buckets, cur.max_length))
+      return data.pack(bins, steps.bin_layout(c))
     return (data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
                              self.sched.cur_length, cur.max_length, c.buckets,
                              cur.p_recent, cur.p_full),)

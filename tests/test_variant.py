@@ -163,3 +163,56 @@ def test_kernel_init_scale():
   bound = (3.0 / (3 * 48)) ** 0.5
   assert float(jnp.max(jnp.abs(small["steps"]["cand_k"]))) <= bound
   np.testing.assert_allclose(big["steps"]["cand_k"], 1.8 * small["steps"]["cand_k"], rtol=1e-5)
+
+
+def test_bin_groups_minimise_padded_work():
+  import itertools
+  lengths = [8, 12, 16, 20, 25, 28, 31, 36, 41]
+  for k in range(1, 10):
+    groups = data.bin_groups(lengths, k)
+    assert [n for g in groups for n in g] == lengths and len(groups) == min(k, 9)
+    cost = sum(len(g) * max(g) ** 2 for g in groups)
+    best = min(sum(len(g) * max(g) ** 2 for g in _splits(lengths, cuts))
+               for cuts in itertools.combinations(range(1, 9), k - 1))
+    assert cost == best
+  assert data.bin_groups(lengths, 0) == [[n] for n in lengths]
+
+
+def _splits(xs, cuts):
+  bounds = [0, *cuts, len(xs)]
+  return [xs[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def test_packed_bins_train_exactly_like_one_scan_per_bin():
+  """Same problems, loss, metrics and update (dropout off: its masks differ by design)."""
+  from ngpu_jax import parallel, steps
+  task = tasks.get_task("badd")
+  mesh = parallel.make_mesh()
+  results = []
+  for groups in (0, 2):
+    config = tiny_config("badd", **{
+        "model.rows": 1, "model.layers": 1, "model.maps": 6, "model.gate": "hard_sigmoid",
+        "model.candidate": "hard_tanh", "model.dropout": 0.0, "model.dropout_by_length": False,
+        "saturation.enabled": True, "relax.copies": 1, "curriculum.mode": "all_buckets",
+        "curriculum.bin_groups": groups, "buckets": (6, 8, 12, 16), "curriculum.max_length": 16,
+        "optim.name": "clipped_adamax", "optim.clip_mode": "none"})
+    opt = steps.make_optimizer(config)
+    state = steps.init_state(config, task, opt, mesh)
+    bins = data.all_bucket_batches(task, 0, 0, 4, data.all_bucket_lengths(config.buckets, 16))
+    batches = data.pack(bins, steps.bin_layout(config))
+    assert len(batches) == (4 if groups == 0 else 2)
+    args = tuple(parallel.global_batch(mesh, *b) for b in batches)
+    state, m = steps.make_train_step(config, opt, mesh)(
+        state, args, np.float32(0.0), np.float32(1.0), np.float32(0.0))
+    results.append((jax.device_get(m), jax.device_get(state.params)))
+  (m0, p0), (m1, p1) = results
+  for key in ("loss", "seq_wrong", "sym_wrong", "sym_total", "examples"):
+    np.testing.assert_allclose(m0[key], m1[key], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), p0, p1)
+
+
+def test_packing_with_length_scaled_dropout_is_refused():
+  from ngpu_jax import configlib
+  config = tiny_config("badd", **{"curriculum.mode": "all_buckets", "curriculum.bin_groups": 2})
+  with pytest.raises(ValueError, match="curriculum.bin_groups: packing bins needs"):
+    configlib.validate(config)
