@@ -91,15 +91,15 @@ def bench_train(config, task, mesh, lengths, reps, label="train_step"):
 
 
 def bench_all_buckets(config, task, mesh, reps):
-  """One DNGPU-style step: a batch of batch_size at every bucket, summed losses."""
+  """One DNGPU-style step: a batch of batch_size at every bin, their losses averaged."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
   optimizer = steps.make_optimizer(config)
   holder = {"state": steps.init_state(config, task, optimizer, mesh)}
   train_step = steps.make_train_step(config, optimizer, mesh)
-  lengths = data.all_bucket_lengths(config.buckets, config.curriculum.max_length)
-  batches = data.pack(data.all_bucket_batches(task, 0, 0, config.batch_size, lengths),
-                     steps.bin_layout(config))
+  layout = steps.bin_layout(config)
+  lengths = [n for group in layout for n in group]
+  batches = data.pack(data.all_bucket_batches(task, 0, 0, config.batch_size, lengths), layout)
   args = tuple(parallel.global_batch(mesh, *b) for b in batches)
 
   def one():
@@ -168,13 +168,10 @@ def bench_launch(cache_dir: str) -> float:
 
 def dngpu_config():
   """experiments/dngpu.py:badd, the variant at the DNGPU's binary-addition settings."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "experiments", "dngpu.py")
-  spec = importlib.util.spec_from_file_location("dngpu_experiment", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config("badd")
+  return configlib.load_experiment(path).get_config("badd")
 
 
 HEADER = (f"{'function':>10} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "

@@ -4,6 +4,9 @@ Experiment files (experiments/*.py) start from `base(task)` and change what
 their experiment needs; `smoke(config)` shrinks any of them to a run of seconds.
 """
 
+import importlib.util
+import os
+
 import ml_collections
 
 # Fields a resumed run may change without being a different experiment.
@@ -131,6 +134,16 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def load_experiment(path: str):
+  """The experiment file at path as a module (its get_config, and get_sweep if any)."""
+  spec = importlib.util.spec_from_file_location("_ngpu_experiment", path)
+  if spec is None or not os.path.exists(path):
+    raise ValueError(f"no experiment file {path!r}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
   """What an experiment file's get_config does: base(task), smoke form on 'smoke'."""
   c = base(task)
@@ -139,7 +152,7 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
-  from ngpu_jax import cgru, optim, tasks  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import cgru, optim, schedule, tasks  # pylint: disable=g-import-not-at-top
   errors = []
 
   def need(ok, msg):
@@ -163,8 +176,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
        f"optim.name: must be one of {sorted(optim.OPTIMIZERS)}, got {c.optim.name!r}")
   need(c.optim.clip_mode in optim.CLIP_MODES,
        f"optim.clip_mode: must be one of {optim.CLIP_MODES}, got {c.optim.clip_mode!r}")
-  need(c.optim.lr_decay_rule in ("worse_than_3", "no_progress_2"),
-       f"optim.lr_decay_rule: must be worse_than_3 or no_progress_2, got {c.optim.lr_decay_rule!r}")
+  need(c.optim.lr_decay_rule in schedule.LR_DECAY_RULES,
+       f"optim.lr_decay_rule: must be one of {schedule.LR_DECAY_RULES}, got {c.optim.lr_decay_rule!r}")
   need(0 <= c.optim.min_lr_factor <= 1, f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}")
   need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
   need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,

@@ -13,6 +13,9 @@ import dataclasses
 from typing import Any
 
 
+LR_DECAY_RULES = ("worse_than_3", "no_progress_2")
+
+
 @dataclasses.dataclass
 class Schedule:
   cur_length: int                 # curriculum: longest length drawn (besides the full-length look)

@@ -13,7 +13,6 @@ jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
 sharing ROOT split a sweep without talking to each other.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -23,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from ngpu_jax import report
+from ngpu_jax import configlib, report
 
 def define_flags():
   flags.DEFINE_string("config", None, "Experiment file, optionally FILE:ARG as for main.")
@@ -40,11 +39,7 @@ def define_flags():
 def load_sweep(config_arg: str, seeds: list[int]) -> list[dict]:
   """The file's get_sweep(arg), or one {'seed': s} per seed."""
   path, _, arg = config_arg.partition(":")
-  spec = importlib.util.spec_from_file_location("_ngpu_sweep_config", path)
-  if spec is None or not os.path.exists(path):
-    raise ValueError(f"no experiment file {path!r}")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = configlib.load_experiment(path)
   if hasattr(module, "get_sweep"):
     return list(module.get_sweep(arg or None))
   return [{"seed": s} for s in seeds]

@@ -73,6 +73,7 @@ class _Run:
     self.step = int(self.state.step)
     self.last_saved = self.step if restored is not None else None
     self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
+    self._layout = steps.bin_layout(config)  # all_buckets: the bins, grouped as packed
     self._train_step = steps.make_train_step(config, optimizer, mesh)
     self._eval_step = steps.make_eval_step(config, mesh)
     self._adjust = steps.make_adjust(mesh)
@@ -91,10 +92,10 @@ class _Run:
 
   def batches(self) -> tuple[data.Batch, ...]:
     c, cur = self.config, self.config.curriculum
-    if cur.mode == "all_buckets":
+    if self._layout is not None:
       bins = data.all_bucket_batches(self.task, c.seed, self.step, c.batch_size,
-                                     data.all_bucket_lengths(c.buckets, cur.max_length))
-      return data.pack(bins, steps.bin_layout(c))
+                                     [n for group in self._layout for n in group])
+      return data.pack(bins, self._layout)
     return (data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
                              self.sched.cur_length, cur.max_length, c.buckets,
                              cur.p_recent, cur.p_full),)

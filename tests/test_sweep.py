@@ -58,10 +58,7 @@ def test_skip_leaves_out_runs_by_name(tmp_path):
 
 
 def test_dngpu_ablation_sweep_is_valid_and_named_by_variant():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("dngpu_exp", os.path.join(REPO, "experiments", "dngpu.py"))
-  exp = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(exp)
+  exp = configlib.load_experiment(os.path.join(REPO, "experiments", "dngpu.py"))
   runs_ = sweep.load_sweep("experiments/dngpu.py:bmul", [0])
   assert len(runs_) == 3 * len(exp.ABLATIONS)
   names = {sweep.run_name(r) for r in runs_}
