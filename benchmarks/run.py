@@ -1,6 +1,7 @@
 """Speed of the paper's model on this machine: train steps, long forward passes, FLOP rates.
 
   python -m benchmarks.run [--quick] [--out=benchmarks/results.json]
+  python -m benchmarks.run --sections=dngpu --dngpu_task=bmul --dngpu_settings=0:1,1:1,0:8
 
 Prints a table and writes JSON. FLOPs are the convolutions' multiply-adds x 2
 (the model's useful work: elementwise ops and the rematerialised forward are
@@ -27,6 +28,13 @@ flags.DEFINE_list("conv_impls", ["hybrid", "im2col", "xla"],
                   "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
                   "picks by backend; this shows whether the pick is the fast one).")
 flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
+SECTIONS = ("train", "conv", "dngpu", "forward", "launch")
+flags.DEFINE_multi_enum("sections", list(SECTIONS), SECTIONS, "What to measure.")
+flags.DEFINE_enum("dngpu_task", "badd", ["badd", "bmul"], "Which experiments/dngpu.py config the "
+                  "DNGPU all-bins step is timed at (badd: 48 maps, bmul: 96).")
+flags.DEFINE_list("dngpu_settings", ["0:1"],
+                  "BIN_GROUPS:SCAN_UNROLL pairs the DNGPU step is timed at (curriculum.bin_groups, "
+                  "model.scan_unroll); the numbers they compute are the same.")
 FLAGS = flags.FLAGS
 
 
@@ -111,7 +119,8 @@ def bench_all_buckets(config, task, mesh, reps):
                              rows=config.model.rows, layers=config.model.layers) for n in lengths)
   examples = config.batch_size * len(lengths)
   return {"fn": "dngpu_step", "conv_impl": config.model.conv_impl, "length": max(lengths),
-          "bin_groups": config.curriculum.bin_groups,
+          "task": task.name, "maps": config.model.maps,
+          "bin_groups": config.curriculum.bin_groups, "scan_unroll": config.model.scan_unroll,
           "batch": examples, "first_call_s": compile_s, "step_s": step_s,
           "examples_per_s": examples / step_s, "gflop": flops / 1e9,
           "gflops_per_s": flops / step_s / 1e9}
@@ -166,21 +175,22 @@ def bench_launch(cache_dir: str) -> float:
   return seconds
 
 
-def dngpu_config():
-  """experiments/dngpu.py:badd, the variant at the DNGPU's binary-addition settings."""
+def dngpu_config(task="badd"):
+  """experiments/dngpu.py:TASK, the variant at the DNGPU's settings for that task."""
   from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "experiments", "dngpu.py")
-  return configlib.load_experiment(path).get_config("badd")
+  return configlib.load_experiment(path).get_config(task)
 
 
-HEADER = (f"{'function':>10} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "
+HEADER = (f"{'function':>16} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "
           f"{'step s':>8} {'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}")
 
 
 def format_row(r: dict) -> str:
   peak_mib = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.0f}"
-  return (f"{r['fn']:>10} {r.get('conv_impl', '-'):>6} {r['length']:>6} {r['batch']:>5} "
+  label = r["fn"] + (f" g{r['bin_groups']}u{r['scan_unroll']}" if "scan_unroll" in r else "")
+  return (f"{label:>16} {r.get('conv_impl', '-'):>6} {r['length']:>6} {r['batch']:>5} "
           f"{r['first_call_s']:>12.2f} {r['step_s']:>8.4f} {r['examples_per_s']:>8.2f} "
           f"{r['gflop']:>8.1f} {r['gflops_per_s']:>8.1f} {r['matmul_fraction']:>8.0%} {peak_mib:>8}")
 
@@ -213,23 +223,31 @@ def main(argv):
       with open(FLAGS.out, "w") as f:
         json.dump(result, f, indent=2)
 
-  rows = bench_train(config, task, mesh, (8, 20, 41), reps)
+  sections = set(FLAGS.sections)
   auto = cgru.resolve_conv_impl("auto")
-  for r in rows:
-    r["conv_impl"] = auto
-  emit(rows)
-  for impl in [] if FLAGS.quick else FLAGS.conv_impls:  # xla's backward on CPU: ~15 s a step
+  if "train" in sections:
+    rows = bench_train(config, task, mesh, (8, 20, 41), reps)
+    for r in rows:
+      r["conv_impl"] = auto
+    emit(rows)
+  for impl in [] if FLAGS.quick or "conv" not in sections else FLAGS.conv_impls:  # xla's backward on CPU: ~15 s a step
     if impl != auto:
       config.model.conv_impl = impl
       emit(bench_train(config, task, mesh, (41,), reps))
   config.model.conv_impl = "auto"
-  emit([bench_all_buckets(dngpu_config(), task, mesh, max(2, reps // 2))])
+  for setting in FLAGS.dngpu_settings if "dngpu" in sections else []:
+    dconfig = dngpu_config(FLAGS.dngpu_task)
+    groups, _, unroll = setting.partition(":")
+    dconfig.curriculum.bin_groups, dconfig.model.scan_unroll = int(groups), int(unroll or 1)
+    configlib.validate(dconfig)
+    emit([bench_all_buckets(dconfig, tasks.get_task(FLAGS.dngpu_task), mesh, max(2, reps // 2))])
   sizes_401 = (32, 128, 512) if gpu else (8, 16, 32)
-  emit([bench_forward(config, task, mesh, 401, sizes_401[1:2] if FLAGS.quick else sizes_401,
-                      3 if FLAGS.quick else 5)])
-  if not FLAGS.quick:
+  if "forward" in sections:
+    emit([bench_forward(config, task, mesh, 401, sizes_401[1:2] if FLAGS.quick else sizes_401,
+                        3 if FLAGS.quick else 5)])
+  if "forward" in sections and not FLAGS.quick:
     emit([bench_forward(config, task, mesh, 4001, (16, 64) if gpu else (2, 4), 1)])
-  if FLAGS.launch:
+  if FLAGS.launch and "launch" in sections:
     import tempfile  # pylint: disable=g-import-not-at-top
     with tempfile.TemporaryDirectory() as cache:
       result["launch"] = {"cold_cache_s": bench_launch(cache), "warm_cache_s": bench_launch(cache)}

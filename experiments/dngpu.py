@@ -17,6 +17,8 @@ Ablation, e.g. the original CGRU gates inside the DNGPU setup:
 Ablation (each part back to the paper's choice, 3 seeds each):
   python -m ngpu_jax.sweep --config=experiments/dngpu.py:bmul --root=runs/ablation_bmul --jobs=1
   python -m ngpu_jax.sweep --config=experiments/dngpu.py:badd,ablation --root=runs/ablation_badd
+Robustness training (10% of every batch from the hard-case probe families, issue 4):
+  python -m ngpu_jax.main --config=experiments/dngpu.py:badd,robust --workdir=runs/dngpu_badd_robust
 
 Expected result:
 - The reference reports binary multiplication learned in well under 2,000 steps, and < 1%
@@ -74,14 +76,19 @@ def dngpu(task: str):
 
 def get_config(arg: str | None = None):
   task, _, form = (arg or "bmul").partition(",")
-  if form not in ("", "smoke", "ablation"):
-    raise ValueError(f"experiments/dngpu.py: unknown form {form!r} (smoke or ablation)")
+  if form not in ("", "smoke", "ablation", "robust"):
+    raise ValueError(f"experiments/dngpu.py: unknown form {form!r} (smoke, ablation or robust)")
   if task not in MAPS:
     raise ValueError(f"experiments/dngpu.py takes badd or bmul, got {task!r}")
   c = dngpu(task)
   if form == "smoke":
     c = configlib.smoke(c)
     c.buckets = (8, 12)
+  if form == "robust":
+    # Price et al. mixed structured examples into training; here they come from the same
+    # families the evaluation probes with (fresh draws: the probe rng stream is separate).
+    c.hard_mix = 0.1
+    c.variant = "dngpu + 10% hard cases"
   return c
 
 

@@ -7,7 +7,11 @@ Per task and variant (the config without its seed), over seeds: success rate
 was evaluated at), median steps and training wall time to the first periodic
 evaluation with zero errors at the training length, and the mean sequence and
 symbol error of the final evaluation per length. Hard-case probes, where run,
-get a table of their own.
+get a table of their own (one row per family and length, one error per seed).
+
+With --at_steps=1000,2000 it adds the periodic evaluation at the training length
+at those steps: variants compared after equal training, whatever their final step
+(runs stopped by a time budget end at different steps).
 """
 
 import json
@@ -20,6 +24,8 @@ from ngpu_jax import report, runs
 
 def define_flags():
   flags.DEFINE_string("out", "", "Markdown file to write (default: print only).")
+  flags.DEFINE_list("at_steps", [], "Steps at which to compare the periodic evaluation at the "
+                    "training length (runs that did not evaluate there count as missing).")
 
 
 def find_workdirs(paths: list[str]) -> list[str]:
@@ -59,10 +65,13 @@ def summarize(workdir: str) -> dict:
   if first_zero is not None:
     seconds = next((m.get("train_seconds") for m in train if m["step"] >= first_zero), None)
   probes = {(m["probe"], m["eval_length"]): m for m in lines if m["kind"] == "eval" and "probe" in m}
+  periodic = {m["step"]: m for m in evals if not m.get("final") and m.get("source") != "evaluate"
+              and m["eval_length"] == max_len}
   return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
           "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
           "final": final, "success": bool(final) and all(m["seq_error"] == 0 for m in final.values()),
           "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes,
+          "periodic": periodic, "train_length": max_len,
           "last_loss": train[-1]["loss"] if train else None}
 
 
@@ -71,14 +80,35 @@ def _median(xs):
   return statistics.median(xs) if xs else None
 
 
-def table(summaries: list[dict]) -> str:
+def _groups(summaries: list[dict]) -> dict:
   groups = {}
   for s in summaries:
     groups.setdefault((s["task"], s["variant"]), []).append(s)
+  return groups
+
+
+def table_at_steps(summaries: list[dict], at_steps: list[int]) -> str:
+  """Periodic evaluation at the training length at each step: mean, and each seed's seq error."""
+  head = ["task", "variant"] + [f"step {n}: seq / sym err (per seed seq err)" for n in at_steps]
+  out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for (task, variant), group in sorted(_groups(summaries).items()):
+    row = [task, variant]
+    for n in at_steps:
+      at = [s["periodic"][n] for s in sorted(group, key=lambda s: s["seed"]) if n in s["periodic"]]
+      row.append("-" if not at else
+                 f"{statistics.mean(m['seq_error'] for m in at):.3f} / "
+                 f"{statistics.mean(m['symbol_error'] for m in at):.4f} "
+                 f"({', '.join(f'{e:.2f}' for e in [m['seq_error'] for m in at])}; n={len(at)}/{len(group)})")
+    out.append("| " + " | ".join(row) + " |")
+  return "\n".join(out)
+
+
+def table(summaries: list[dict]) -> str:
+  groups = _groups(summaries)
   lengths = sorted({n for s in summaries for n in s["final"]})
   head = ["task", "variant", "seeds", "success", "median steps trained", "median last train loss",
           "median steps to 0 err @train len",
-          "median train time to 0 err"] + [f"seq / sym err @{n}" for n in lengths]
+          "median train time to 0 err", "median step of final eval"] + [f"seq / sym err @{n}" for n in lengths]
   out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for (task, variant), group in sorted(groups.items()):
     wins = sum(s["success"] for s in group)
@@ -90,31 +120,45 @@ def table(summaries: list[dict]) -> str:
            "-" if loss is None else f"{loss:.3f}",
            "-" if steps is None else f"{steps:.0f}",
            "-" if secs is None else report.format_duration(secs)]
+    final_steps = _median([max(m["step"] for m in s["final"].values()) for s in group if s["final"]])
+    row.append("-" if final_steps is None else f"{final_steps:.0f}")
     for n in lengths:
       at = [s["final"][n] for s in group if n in s["final"]]
       row.append("-" if not at else
                  f"{statistics.mean(m['seq_error'] for m in at):.3f} / "
                  f"{statistics.mean(m['symbol_error'] for m in at):.4f} (n={len(at)})")
     out.append("| " + " | ".join(row) + " |")
-  probe_rows = [(s["task"], s["variant"], s["seed"], fam, n, m["seq_error"])
-                for s in summaries for (fam, n), m in sorted(s["probes"].items())]
+  probe_rows = {}
+  for (task, variant), group in sorted(groups.items()):
+    for s in sorted(group, key=lambda s: s["seed"]):
+      for (fam, n), m in sorted(s["probes"].items()):
+        probe_rows.setdefault((task, variant, fam, n), []).append((s["seed"], m["seq_error"]))
   if probe_rows:
-    out += ["", "| task | variant | seed | probe family | length | seq err |", "|---|---|---|---|---|---|"]
-    out += [f"| {t} | {v} | {seed} | {fam} | {n} | {err:.3f} |"
-            for t, v, seed, fam, n, err in probe_rows]
+    out += ["", "| task | variant | probe family | length | seq err per seed |", "|---|---|---|---|---|"]
+    out += [f"| {t} | {v} | {fam} | {n} | {', '.join(f'{e:.3f} (seed {seed})' for seed, e in errs)} |"
+            for (t, v, fam, n), errs in probe_rows.items()]
   return "\n".join(out)
 
 
 def main(argv):
   out = flags.FLAGS.out
   paths = argv[1:]
+  try:
+    at_steps = [int(n) for n in flags.FLAGS.at_steps]
+  except ValueError:
+    report.fail(f"--at_steps: give step numbers, got {','.join(flags.FLAGS.at_steps)!r}")
   if not paths:
     report.fail("give one or more sweep roots or workdirs")
   workdirs = find_workdirs(paths)
   if not workdirs:
     report.fail(f"no runs (config.json + metrics.jsonl) under {', '.join(paths)}")
-  text = (f"Made by `python -m ngpu_jax.aggregate {' '.join(paths)}`"
-          f"{' --out=' + out if out else ''}\n\n" + table([summarize(w) for w in workdirs]))
+  summaries = [summarize(w) for w in workdirs]
+  opts = (f" --at_steps={','.join(map(str, at_steps))}" if at_steps else "") + (
+      f" --out={out}" if out else "")
+  text = f"Made by `python -m ngpu_jax.aggregate {' '.join(paths)}{opts}`\n\n" + table(summaries)
+  if at_steps:
+    text += ("\n\nPeriodic evaluation at the training length, after equal training:\n\n"
+             + table_at_steps(summaries, at_steps))
   print(text)
   if out:
     with open(out, "w") as f:

@@ -24,6 +24,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.num_steps = 30_000     # training steps (the run may stop earlier, see stop_when_solved)
   c.max_train_minutes = 0.0  # stop (checkpoint, final evaluation) after this much training time,
                              # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
+  c.hard_mix = 0.0         # fraction of every training batch drawn from the task's hard-case probe
+                           # families instead of random operands (robustness training); arithmetic only
 
   c.model = ml_collections.ConfigDict()
   c.model.maps = 24        # M: maps (channels) of the mental image
@@ -44,6 +46,7 @@ def base(task: str) -> ml_collections.ConfigDict:
                                 # the input scale grow: measured, grad norm 1e5 by step 25)
   c.model.conv_impl = "auto"  # 'hybrid' (fast on CPU), 'im2col' (GPU), 'xla' (lax.conv), or 'auto':
                               # the one measured fastest on the running backend
+  c.model.scan_unroll = 1    # steps per scan iteration (same numbers; fewer loop trips on GPU)
   c.model.remat = True     # rematerialise each step in the backward pass (memory / W)
 
   c.relax = ml_collections.ConfigDict()
@@ -162,6 +165,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(c.task in tasks.TASKS, f"task: unknown task {c.task!r}; known: {', '.join(sorted(tasks.TASKS))}")
   for name in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
     need(isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}")
+  need(0.0 <= c.hard_mix < 1.0, f"hard_mix: must be in [0, 1), got {c.hard_mix!r}")
+  need(c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,
+       f"hard_mix: the probe families exist for the arithmetic tasks only, not {c.task!r}")
   m, cur = c.model, c.curriculum
   for name in ("maps", "rows", "layers"):
     need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
@@ -185,6 +191,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
        "curriculum.bin_groups: packing bins needs model.dropout_by_length=False (the rate "
        "would follow the group's width, not each bin's)")
+  need(isinstance(m.scan_unroll, int) and m.scan_unroll >= 1,
+       f"model.scan_unroll: must be an int >= 1, got {m.scan_unroll!r}")
   sat = c.saturation
   need(0 < sat.min <= sat.start <= sat.max, "saturation: need 0 < min <= start <= max")
   need(m.conv_impl in cgru.CONV_IMPLS, f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}")

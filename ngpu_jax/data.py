@@ -55,6 +55,11 @@ def train_rng(seed: int, step: int) -> np.random.Generator:
   return np.random.default_rng([seed, step, 0])
 
 
+def hard_mix_rng(seed: int, step: int) -> np.random.Generator:
+  # Tag 2: mixing hard cases in leaves the random problems of the step unchanged.
+  return np.random.default_rng([seed, step, 2])
+
+
 def eval_rng(seed: int, length: int) -> np.random.Generator:
   # A stream of its own (tag 1), so evaluation never consumes training data.
   return np.random.default_rng([seed, length, 1])

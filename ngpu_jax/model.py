@@ -63,7 +63,7 @@ def _dropout(key, s, rate):
 def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
           cell: cgru.Cell = cgru.Cell(), conv_impl: str = "auto", dropout_rate: float = 0.0,
           dropout_on: str = "state", dropout_key: jax.Array | None = None, remat: bool = True,
-          return_states: bool = False, return_saturation: bool = False):
+          scan_unroll: int = 1, return_states: bool = False, return_saturation: bool = False):
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
   The scan runs W steps (the padded width); example b's output is captured
@@ -118,7 +118,10 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
     body = jax.checkpoint(body)
   out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
   carry0 = (s_BxWxHxM, out0_BxWxM, jnp.zeros((), jnp.float32))
-  (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(body, carry0, jnp.arange(w))
+  # Unrolling trades compile time for fewer loop iterations; it pays where each iteration
+  # costs a kernel launch and a host sync (GPU), and changes no number.
+  (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(body, carry0, jnp.arange(w),
+                                                   unroll=min(scan_unroll, w))
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
   if not (return_states or return_saturation):
     return logits_BxWxC

@@ -77,6 +77,7 @@ def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, saturati
       dropout_rate=(model.dropout_rate_for(width, m.dropout) if m.dropout_by_length else m.dropout)
       if train else 0.0,
       dropout_on=m.dropout_on, dropout_key=dropout_key, remat=m.remat and train,
+      scan_unroll=m.scan_unroll,
       return_saturation=saturation)
 
 

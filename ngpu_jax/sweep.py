@@ -32,6 +32,7 @@ def define_flags():
   flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
   flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
   flags.DEFINE_list("skip", [], "Leave out runs whose name contains any of these strings.")
+  flags.DEFINE_list("only", [], "Keep only runs whose name contains one of these strings.")
   flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
   flags.mark_flags_as_required(["config", "root"])
 
@@ -88,7 +89,8 @@ def main(argv):
     report.fail(str(e))
   os.makedirs(args.root, exist_ok=True)
   mine = [r for k, r in enumerate(runs) if k % n == i
-          and not any(part in run_name(r) for part in args.skip)]
+          and not any(part in run_name(r) for part in args.skip)
+          and (not args.only or any(part in run_name(r) for part in args.only))]
   cpu_devices = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
   todo = []
   for overrides in mine:

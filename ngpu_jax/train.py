@@ -51,6 +51,26 @@ def _train_line(sched, ms, lr):
   }
 
 
+def training_batches(config, task, step: int, cur_length: int,
+                     layout=None) -> tuple[data.Batch, ...]:
+  """The global batches of `step`: one curriculum batch, or every bin packed per `layout`.
+
+  A function of (config, step, curriculum length) only, so every process and every resume
+  builds the same ones; hard_mix then swaps a fraction of each for hard cases.
+  """
+  c, cur = config, config.curriculum
+  if layout is not None:
+    batches = data.all_bucket_batches(task, c.seed, step, c.batch_size,
+                                      [n for group in layout for n in group])
+  else:
+    batches = (data.train_batch(task, c.seed, step, c.batch_size, cur.min_length, cur_length,
+                                cur.max_length, c.buckets, cur.p_recent, cur.p_full),)
+  if c.hard_mix:
+    rng = data.hard_mix_rng(c.seed, step)
+    batches = tuple(probes.mix_into(task, b, rng, c.hard_mix) for b in batches)
+  return batches if layout is None else data.pack(batches, layout)
+
+
 class _Run:
   """The state of one training run and the jitted functions that move it."""
 
@@ -91,14 +111,7 @@ class _Run:
     self.state = self._adjust(self.state, np.bool_(average), np.float32(lr))
 
   def batches(self) -> tuple[data.Batch, ...]:
-    c, cur = self.config, self.config.curriculum
-    if self._layout is not None:
-      bins = data.all_bucket_batches(self.task, c.seed, self.step, c.batch_size,
-                                     [n for group in self._layout for n in group])
-      return data.pack(bins, self._layout)
-    return (data.train_batch(self.task, c.seed, self.step, c.batch_size, cur.min_length,
-                             self.sched.cur_length, cur.max_length, c.buckets,
-                             cur.p_recent, cur.p_full),)
+    return training_batches(self.config, self.task, self.step, self.sched.cur_length, self._layout)
 
   def train_step(self) -> None:
     batches = self.batches()

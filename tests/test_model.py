@@ -49,6 +49,15 @@ def test_remat_and_conv_forms_agree(params):
   n = np.array([6, 6])
   base = _apply(params, x, n, conv_impl="im2col", remat=False)
   np.testing.assert_allclose(_apply(params, x, n, conv_impl="xla", remat=True), base, rtol=1e-4, atol=1e-4)
+  for unroll in (4, 99):  # partial (6 = 4 + 2) and full; the gradient too, as training uses it
+    np.testing.assert_allclose(_apply(params, x, n, conv_impl="im2col", remat=False,
+                                      scan_unroll=unroll), base, rtol=1e-5, atol=1e-5)
+
+  def grad(**kw):
+    loss = lambda p: jnp.sum(model.apply(p, jnp.asarray(x), jnp.asarray(n), **kw) ** 2)
+    return jax.tree.leaves(jax.jit(jax.grad(loss))(params))
+  for g1, g4 in zip(grad(), grad(scan_unroll=4)):
+    np.testing.assert_allclose(g4, g1, rtol=1e-4, atol=1e-5)
 
 
 def test_dropout_changes_output_only_when_on(params):

@@ -54,3 +54,46 @@ def test_long_probes(name):
   for family in probes.families(task):
     b = probes.probe_batch(task, family, np.random.default_rng(1), 4001, 2)
     assert b.x_BxW.shape == (2, 4001)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(tasks.ARITHMETIC), st.integers(3, 30), st.integers(0, 9),
+       st.integers(0, 2**32 - 1))
+def test_mix_into_replaces_a_fraction_with_exact_hard_cases(name, length, extra, seed):
+  from ngpu_jax import data  # pylint: disable=g-import-not-at-top
+  task = tasks.get_task(name)
+  batch = data.make_batch(task, np.random.default_rng(seed), 8, length, length + extra)
+  mixed = probes.mix_into(task, batch, np.random.default_rng([seed, 2]), 0.25)
+  again = probes.mix_into(task, batch, np.random.default_rng([seed, 2]), 0.25)
+  assert all(np.array_equal(a, b) for a, b in zip(mixed, again))  # deterministic in its rng
+  np.testing.assert_array_equal(mixed.x_BxW[2:], batch.x_BxW[2:])  # 2 of 8 replaced, rest kept
+  np.testing.assert_array_equal(mixed.n_B, batch.n_B)
+  base, k = probes.base_of(task), (length - 1) // 2
+  for x, y in zip(mixed.x_BxW[:2].tolist(), mixed.y_BxW[:2].tolist()):
+    assert not any(x[length:]) and not any(y[length:])  # padded to the batch's width
+    a, c = _operands(x, base, k)
+    assert _value(y, base) == (a * c if name.endswith("mul") else a + c)
+  assert probes.mix_into(task, batch, np.random.default_rng(0), 0.0) is batch
+
+
+def test_hard_mix_config_is_checked_and_reaches_the_training_batches():
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import configlib, steps, train  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="hard_mix: the probe families exist"):
+    configlib.validate(tiny_config("copy", hard_mix=0.5))
+  with pytest.raises(ValueError, match=r"hard_mix: must be in \[0, 1\)"):
+    configlib.validate(tiny_config("badd", hard_mix=1.0))
+  task = tasks.get_task("badd")
+  for step in range(3):
+    p, = train.training_batches(tiny_config("badd"), task, step, 6)
+    m, = train.training_batches(tiny_config("badd", hard_mix=0.5), task, step, 6)
+    np.testing.assert_array_equal(m.x_BxW[2:], p.x_BxW[2:])  # batch 4: 2 replaced, the rest kept
+    assert not np.array_equal(m.x_BxW[:2], p.x_BxW[:2])
+  c = tiny_config("bmul", hard_mix=0.25, **{"curriculum.mode": "all_buckets", "batch_size": 8,
+                                            "buckets": (8, 12), "curriculum.max_length": 12,
+                                            "model.dropout_by_length": False,
+                                            "curriculum.bin_groups": 1})
+  layout = steps.bin_layout(c)
+  packed, = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
+  assert packed.x_BxW.shape == (16, 12)
+  assert sorted(packed.n_B.tolist()) == [8] * 8 + [12] * 8

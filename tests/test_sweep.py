@@ -55,6 +55,11 @@ def test_skip_leaves_out_runs_by_name(tmp_path):
   listed = [line for line in proc.stdout.splitlines() if line.strip().startswith("to run")]
   assert len(listed) == 3 * 5
   assert not any("4x2" in line or "adam" in line for line in listed)
+  proc = run_module("ngpu_jax.sweep", "--config=experiments/dngpu.py:badd,ablation",
+                    f"--root={tmp_path}", "--only=4x2,adam", "--skip=seed=0", "--dry_run")
+  listed = [line for line in proc.stdout.splitlines() if line.strip().startswith("to run")]
+  assert len(listed) == 2 * 2 and all("seed=0" not in line for line in listed)
+  assert all("4x2" in line or "adam" in line for line in listed)
 
 
 def test_dngpu_ablation_sweep_is_valid_and_named_by_variant():
@@ -89,3 +94,38 @@ def test_aggregate_reads_runs_written_before_newer_config_fields():
   s = aggregate.summarize(os.path.join(REPO, "results", "badd_default"))
   assert s["variant"] == "paper" and s["steps_to_zero"] == 13000
   assert s["final"][41]["seq_error"] == 0.0 and not s["success"]  # 401 was all wrong
+
+
+def _fake_run(workdir, seed, lines):
+  from ngpu_jax import runs  # pylint: disable=g-import-not-at-top
+  os.makedirs(workdir)
+  c = configlib.base("badd")
+  c.seed = seed
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(runs.config_to_dict(c), f)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(m) + "\n" for m in lines)
+
+
+def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
+  ev = lambda step, n, err, **kw: {"step": step, "kind": "eval", "eval_length": n,
+                                   "seq_error": err, "symbol_error": err / 10, **kw}
+  _fake_run(str(tmp_path / "a"), 0, [ev(500, 41, 0.5), ev(1000, 41, 0.25), ev(1200, 41, 0.0, final=True),
+                                     ev(1200, 41, 1.0, final=True, probe="carry_chain")])
+  _fake_run(str(tmp_path / "b"), 1, [ev(500, 41, 1.0), ev(700, 41, 0.5, final=True),
+                                     ev(700, 41, 0.0, final=True, probe="carry_chain")])
+  proc = run_module("ngpu_jax.aggregate", str(tmp_path), "--at_steps=500,1000")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "--at_steps=500,1000`" in proc.stdout.splitlines()[0]
+  row = next(line for line in proc.stdout.splitlines()
+             if line.startswith("| badd | paper |") and "n=" in line and "step" not in line
+             and "(seed" not in line and "/ 0." in line and "n=2/2" in line)
+  cells = [c.strip() for c in row.strip("|").split("|")]
+  assert cells[2] == "0.750 / 0.0750 (0.50, 1.00; n=2/2)"
+  assert cells[3] == "0.250 / 0.0250 (0.25; n=1/2)"  # seed 1 stopped before step 1000
+  main_row = next(line for line in proc.stdout.splitlines() if line.startswith("| badd | paper | 2 |"))
+  assert [c.strip() for c in main_row.strip("|").split("|")][8] == "950"  # median final step
+  probe = next(line for line in proc.stdout.splitlines() if "carry_chain" in line)
+  assert probe.endswith("| 1.000 (seed 0), 0.000 (seed 1) |")
+  proc = run_module("ngpu_jax.aggregate", str(tmp_path), "--at_steps=x")
+  assert proc.returncode == 2 and "--at_steps" in proc.stderr
