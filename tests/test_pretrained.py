@@ -1,5 +1,6 @@
-"""Every shipped model still answers, exactly, problems at the size its claims.json states
-(checked against Python ints): random operands and the longest carry chains."""
+"""Every shipped model still answers, exactly, problems at the size its claims.json states:
+arithmetic (checked against Python ints: random operands and the longest carry chains) and
+sequence tasks (checked against Python list operations: random rows and constant ones)."""
 
 import json
 import os
@@ -29,6 +30,19 @@ def _problems(task: str, bits: int, count: int, seed: int = 7):
   return text, answers
 
 
+SEQUENCE = {"copy": lambda d: d, "reverse": lambda d: d[::-1], "duplicate": lambda d: d + d,
+            "sort": sorted}
+
+
+def _sequence_problems(task: str, length: int, count: int, seed: int = 7):
+  """Random rows of digits 0-3 of the claimed length, plus an all-3s and an all-0s row."""
+  rng = random.Random(seed)
+  n = length // (2 if task == "duplicate" else 1)
+  rows = [[rng.randrange(4) for _ in range(n)] for _ in range(count)] + [[3] * n, [0] * n]
+  return (["".join(map(str, r)) for r in rows],
+          [" ".join(map(str, SEQUENCE[task](r))) for r in rows])
+
+
 def test_there_are_shipped_models():
   assert SHIPPED, "pretrained/ holds no model"
 
@@ -38,8 +52,11 @@ def test_shipped_model_answers_long_problems_exactly(name):
   with open(os.path.join(predict.PRETRAINED_DIR, name, "config.json")) as f:
     task = json.load(f)["task"]
   with open(os.path.join(predict.PRETRAINED_DIR, name, "claims.json")) as f:
-    bits = json.load(f)["exact_bits"]
-  problems, answers = _problems(task, bits=bits, count=16)
+    claims = json.load(f)
+  if task in SEQUENCE:
+    problems, answers = _sequence_problems(task, claims["exact_length"], count=16)
+  else:
+    problems, answers = _problems(task, bits=claims["exact_bits"], count=16)
   proc = run_module("ngpu_jax.predict", f"--model={name}", stdin="\n".join(problems) + "\n")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.splitlines() == answers
