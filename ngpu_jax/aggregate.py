@@ -3,9 +3,9 @@
   python -m ngpu_jax.aggregate runs/sweeps/badd runs/sweeps/bmul --out=RESULTS.md
 
 Per task and variant (the config without its seed), over seeds: success rate
-(a success has zero sequence errors in its final evaluation at every length it
-was evaluated at), median steps and training wall time to the first periodic
-evaluation with zero errors at the training length, and the mean sequence and
+(a success has zero sequence errors in its final evaluation at every final_eval
+length, the long ones included: a run not yet evaluated at 4001 is not a success),
+median steps and training wall time to the first periodic evaluation with zero errors at the training length, and the mean sequence and
 symbol error of the final evaluation per length. Hard-case probes, where run,
 get a table of their own (one row per family and length, one error per seed).
 
@@ -65,11 +65,13 @@ def summarize(workdir: str) -> dict:
   if first_zero is not None:
     seconds = next((m.get("train_seconds") for m in train if m["step"] >= first_zero), None)
   probes = {(m["probe"], m["eval_length"]): m for m in lines if m["kind"] == "eval" and "probe" in m}
+  # Success needs every final length, the long (2000-bit) ones included, evaluated error-free.
+  required = set(config["final_eval"]["lengths"]) | set(config["final_eval"].get("long_lengths", ()))
   periodic = {m["step"]: m for m in evals if not m.get("final") and m.get("source") != "evaluate"
               and m["eval_length"] == max_len}
   return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
           "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
-          "final": final, "success": bool(final) and all(m["seq_error"] == 0 for m in final.values()),
+          "final": final, "success": required <= set(final) and all(m["seq_error"] == 0 for m in final.values()),
           "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes,
           "periodic": periodic, "train_length": max_len,
           "last_loss": train[-1]["loss"] if train else None}
