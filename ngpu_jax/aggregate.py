@@ -5,8 +5,8 @@
 Per task and variant (the config without its seed), over seeds: success rate
 (a success has zero sequence errors in its final evaluation at every final_eval
 length, the long ones included: a run not yet evaluated at 4001 is not a success),
-median steps and training wall time to the first periodic evaluation with zero errors at the training length, and the mean sequence and
-symbol error of the final evaluation per length. Hard-case probes, where run,
+median steps and training wall time to the first periodic evaluation with zero
+errors at the training length, and the mean sequence and symbol error of the final evaluation per length. Hard-case probes, where run,
 get a table of their own (one row per family and length, one error per seed).
 
 With --at_steps=1000,2000 it adds the periodic evaluation at the training length
