@@ -101,13 +101,13 @@ def bench_train(config, task, mesh, lengths, reps, label="train_step"):
 def bench_all_buckets(config, task, mesh, reps):
   """One DNGPU-style step: a batch of batch_size at every bin, their losses averaged."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import parallel, steps, train  # pylint: disable=g-import-not-at-top
   optimizer = steps.make_optimizer(config)
   holder = {"state": steps.init_state(config, task, optimizer, mesh)}
   train_step = steps.make_train_step(config, optimizer, mesh)
   layout = steps.bin_layout(config)
   lengths = [n for group in layout for n in group]
-  batches = data.pack(data.all_bucket_batches(task, 0, 0, config.batch_size, lengths), layout)
+  batches = train.training_batches(config, task, 0, config.curriculum.max_length, layout)
   args = tuple(parallel.global_batch(mesh, *b) for b in batches)
 
   def one():
@@ -230,7 +230,8 @@ def main(argv):
     for r in rows:
       r["conv_impl"] = auto
     emit(rows)
-  for impl in [] if FLAGS.quick or "conv" not in sections else FLAGS.conv_impls:  # xla's backward on CPU: ~15 s a step
+  # xla's backward on CPU: ~15 s a step, so not in the quick form
+  for impl in [] if FLAGS.quick or "conv" not in sections else FLAGS.conv_impls:
     if impl != auto:
       config.model.conv_impl = impl
       emit(bench_train(config, task, mesh, (41,), reps))

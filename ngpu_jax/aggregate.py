@@ -6,8 +6,9 @@ Per task and variant (the config without its seed), over seeds: success rate
 (a success has zero sequence errors in its final evaluation at every final_eval
 length, the long ones included: a run not yet evaluated at 4001 is not a success),
 median steps and training wall time to the first periodic evaluation with zero
-errors at the training length, and the mean sequence and symbol error of the final evaluation per length. Hard-case probes, where run,
-get a table of their own (one row per family and length, one error per seed).
+errors at the training length, and the mean sequence and symbol error of the
+final evaluation per length. Hard-case probes, where run, get a table of their
+own (one row per family and length, one error per seed).
 
 With --at_steps=1000,2000 it adds the periodic evaluation at the training length
 at those steps: variants compared after equal training, whatever their final step
@@ -66,14 +67,15 @@ def summarize(workdir: str) -> dict:
     seconds = next((m.get("train_seconds") for m in train if m["step"] >= first_zero), None)
   probes = {(m["probe"], m["eval_length"]): m for m in lines if m["kind"] == "eval" and "probe" in m}
   # Success needs every final length, the long (2000-bit) ones included, evaluated error-free.
-  required = set(config["final_eval"]["lengths"]) | set(config["final_eval"].get("long_lengths", ()))
+  required = set(config["final_eval"]["lengths"]) | set(config["final_eval"]["long_lengths"])
   periodic = {m["step"]: m for m in evals if not m.get("final") and m.get("source") != "evaluate"
               and m["eval_length"] == max_len}
   return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
           "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
-          "final": final, "success": required <= set(final) and all(m["seq_error"] == 0 for m in final.values()),
+          "final": final,
+          "success": required <= set(final) and all(m["seq_error"] == 0 for m in final.values()),
           "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes,
-          "periodic": periodic, "train_length": max_len,
+          "periodic": periodic,
           "last_loss": train[-1]["loss"] if train else None}
 
 
@@ -97,10 +99,11 @@ def table_at_steps(summaries: list[dict], at_steps: list[int]) -> str:
     row = [task, variant]
     for n in at_steps:
       at = [s["periodic"][n] for s in sorted(group, key=lambda s: s["seed"]) if n in s["periodic"]]
+      per_seed = ", ".join(f"{m['seq_error']:.2f}" for m in at)
       row.append("-" if not at else
                  f"{statistics.mean(m['seq_error'] for m in at):.3f} / "
                  f"{statistics.mean(m['symbol_error'] for m in at):.4f} "
-                 f"({', '.join(f'{e:.2f}' for e in [m['seq_error'] for m in at])}; n={len(at)}/{len(group)})")
+                 f"({per_seed}; n={len(at)}/{len(group)})")
     out.append("| " + " | ".join(row) + " |")
   return "\n".join(out)
 

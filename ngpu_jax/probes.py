@@ -122,6 +122,6 @@ def mix_into(task: tasks.Task, batch: data.Batch, rng: np.random.Generator,
   x_BxW, y_BxW = batch.x_BxW.copy(), batch.y_BxW.copy()
   for i, f in enumerate(rng.integers(0, len(names), count)):
     hard = probe_batch(task, names[int(f)], rng, length, 1)
-    x_BxW[i], y_BxW[i] = 0, 0
+    x_BxW[i], y_BxW[i] = tasks.PAD, tasks.PAD
     x_BxW[i, :length], y_BxW[i, :length] = hard.x_BxW[0], hard.y_BxW[0]
   return data.Batch(x_BxW, y_BxW, batch.n_B)
