@@ -20,4 +20,4 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None):
   """The seeds of the reproduction table (python -m ngpu_jax.sweep --config=experiments/bmul.py)."""
   del arg
-  return [{"seed": s} for s in range(3)]
+  return configlib.reproduction_sweep("bmul")

@@ -15,3 +15,9 @@ from ngpu_jax import configlib
 
 def get_config(arg: str | None = None):
   return configlib.get_config_for("mul", arg)
+
+
+def get_sweep(arg: str | None = None):
+  """The seeds of the reproduction table (python -m ngpu_jax.sweep --config=experiments/mul.py)."""
+  del arg
+  return configlib.reproduction_sweep("mul")

@@ -59,7 +59,11 @@ def summarize(workdir: str) -> dict:
   train = [m for m in lines if m["kind"] == "train"]
   evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
   max_len = config["curriculum"]["max_length"]
-  final = {m["eval_length"]: m for m in evals if m.get("final") or m.get("source") == "evaluate"}
+  # A resumed run is evaluated again at its new final step; an older step's 4001 result must
+  # not stand beside the newer model's 41 and 401.
+  finals = [m for m in evals if m.get("final") or m.get("source") == "evaluate"]
+  last = max((m["step"] for m in finals), default=None)
+  final = {m["eval_length"]: m for m in finals if m["step"] == last}
   first_zero = next((m["step"] for m in evals if not m.get("final") and m.get("source") != "evaluate"
                      and m["eval_length"] == max_len and m["seq_error"] == 0.0), None)
   seconds = None

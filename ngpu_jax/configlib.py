@@ -153,6 +153,19 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
   return smoke(c) if arg == "smoke" else c
 
 
+# Seeds per task in the reproduction table: the issue asks for 5 where a run is cheap, 3 where
+# the curriculum alone takes hours on a CPU.
+REPRODUCTION_SEEDS = {"badd": 5, "copy": 5, "reverse": 5, "duplicate": 5, "sort": 5,
+                      "bmul": 3, "add": 3, "mul": 3}
+
+
+def reproduction_sweep(task: str) -> list[dict]:
+  """One {'seed': s} per seed of task's row in the reproduction table."""
+  if task not in REPRODUCTION_SEEDS:
+    raise ValueError(f"no reproduction seeds for task {task!r}; known: {sorted(REPRODUCTION_SEEDS)}")
+  return [{"seed": s} for s in range(REPRODUCTION_SEEDS[task])]
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
   from ngpu_jax import cgru, optim, schedule, tasks  # pylint: disable=g-import-not-at-top

@@ -6,7 +6,8 @@
 
 An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
 [{"seed": 0, "model.maps": 48}, ...]); otherwise the sweep is one run per
---seeds value. Each run is `python -m ngpu_jax.main` in ROOT/<run name>, so an
+--seeds value. --seeds given with such a file keeps its settings and replaces
+its seeds (more seeds for a table, or one seed to try a setting). Each run is `python -m ngpu_jax.main` in ROOT/<run name>, so an
 interrupted sweep resumes every unfinished run from its checkpoint when the
 same command is given again, and skips finished ones. Runs are independent
 jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
@@ -27,7 +28,8 @@ from ngpu_jax import configlib, report
 def define_flags():
   flags.DEFINE_string("config", None, "Experiment file, optionally FILE:ARG as for main.")
   flags.DEFINE_string("root", None, "Directory holding one workdir per run.")
-  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, when the file defines no get_sweep.")
+  flags.DEFINE_list("seeds", None, "Seeds; replace those of the file's get_sweep "
+                    "(default: the file's seeds, or 0,1,2 when it defines no get_sweep).")
   flags.DEFINE_integer("jobs", 1, "Runs at a time on this machine (each gets cores / jobs).")
   flags.DEFINE_string("shard", "0/1", "i/n: run only the runs whose index is i mod n.")
   flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
@@ -37,13 +39,20 @@ def define_flags():
   flags.mark_flags_as_required(["config", "root"])
 
 
-def load_sweep(config_arg: str, seeds: list[int]) -> list[dict]:
-  """The file's get_sweep(arg), or one {'seed': s} per seed."""
+def load_sweep(config_arg: str, seeds: list[int] | None = None) -> list[dict]:
+  """The file's get_sweep(arg) with its seeds replaced by `seeds` if given; else one run per seed."""
   path, _, arg = config_arg.partition(":")
   module = configlib.load_experiment(path)
-  if hasattr(module, "get_sweep"):
-    return list(module.get_sweep(arg or None))
-  return [{"seed": s} for s in seeds]
+  if not hasattr(module, "get_sweep"):
+    return [{"seed": s} for s in (seeds if seeds is not None else (0, 1, 2))]
+  runs = list(module.get_sweep(arg or None))
+  if seeds is None:
+    return runs
+  settings = {}  # setting without its seed -> the first run with it, whose key order names runs
+  for r in runs:
+    settings.setdefault(tuple((k, repr(v)) for k, v in r.items() if k != "seed"), r)
+  return [{**{k: (s if k == "seed" else v) for k, v in r.items()}, "seed": s}
+          for r in settings.values() for s in seeds]
 
 
 def run_name(overrides: dict) -> str:
@@ -81,7 +90,7 @@ def main(argv):
   del argv
   args = flags.FLAGS
   try:
-    seeds = [int(s) for s in args.seeds]
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds]
     runs = load_sweep(args.config, seeds)
     i, n = parse_shard(args.shard)
     extra = dict(kv.split("=", 1) for kv in args.set)

@@ -40,7 +40,14 @@ def test_sweep_runs_resumes_shards_and_aggregates(tmp_path):
 
 
 def test_sweep_from_the_experiment_file_and_bad_shard(tmp_path):
-  assert [r["seed"] for r in sweep.load_sweep("experiments/badd.py", [0])] == [0, 1, 2, 3, 4]
+  assert [r["seed"] for r in sweep.load_sweep("experiments/badd.py")] == [0, 1, 2, 3, 4]
+  assert sweep.load_sweep("experiments/badd.py", [0, 7]) == [{"seed": 0}, {"seed": 7}]
+  ablation = sweep.load_sweep("experiments/dngpu.py:badd,ablation")
+  more = sweep.load_sweep("experiments/dngpu.py:badd,ablation", [5])
+  variants = list(dict.fromkeys(r["variant"] for r in ablation))
+  assert [r["variant"] for r in more] == variants and all(r["seed"] == 5 for r in more)
+  assert [sweep.run_name(r) for r in more] == [
+      sweep.run_name({**r, "seed": 5}) for r in ablation if r["seed"] == ablation[0]["seed"]]
   proc = run_module("ngpu_jax.sweep", "--config=experiments/badd.py", f"--root={tmp_path}",
                     "--shard=3/2")
   assert proc.returncode == 2 and "--shard 3/2" in proc.stderr
@@ -64,7 +71,7 @@ def test_skip_leaves_out_runs_by_name(tmp_path):
 
 def test_dngpu_ablation_sweep_is_valid_and_named_by_variant():
   exp = configlib.load_experiment(os.path.join(REPO, "experiments", "dngpu.py"))
-  runs_ = sweep.load_sweep("experiments/dngpu.py:bmul", [0])
+  runs_ = sweep.load_sweep("experiments/dngpu.py:bmul")
   assert len(runs_) == 3 * len(exp.ABLATIONS)
   names = {sweep.run_name(r) for r in runs_}
   assert len(names) == len(runs_) and all("/" not in n and " " not in n for n in names)
@@ -94,6 +101,15 @@ def test_aggregate_reads_runs_written_before_newer_config_fields():
   s = aggregate.summarize(os.path.join(REPO, "results", "badd_default"))
   assert s["variant"] == "paper" and s["steps_to_zero"] == 13000
   assert s["final"][41]["seq_error"] == 0.0 and not s["success"]  # 401 was all wrong
+
+
+def test_aggregate_takes_every_final_length_from_the_last_final_step(tmp_path):
+  ev = lambda step, n, err: {"step": step, "kind": "eval", "eval_length": n, "seq_error": err,
+                             "symbol_error": err / 10, "final": True}
+  _fake_run(str(tmp_path / "r"), 0, [ev(100, 41, 0.0), ev(100, 401, 0.0), ev(100, 4001, 0.0),
+                                     ev(200, 41, 0.0), ev(200, 401, 0.5)])  # resumed, then worse
+  s = aggregate.summarize(str(tmp_path / "r"))
+  assert sorted(s["final"]) == [41, 401] and s["final"][401]["step"] == 200 and not s["success"]
 
 
 def _fake_run(workdir, seed, lines):
@@ -129,3 +145,11 @@ def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
   assert probe.endswith("| 1.000 (seed 0), 0.000 (seed 1) |")
   proc = run_module("ngpu_jax.aggregate", str(tmp_path), "--at_steps=x")
   assert proc.returncode == 2 and "--at_steps" in proc.stderr
+
+
+@pytest.mark.parametrize("task,seeds", [("badd", 5), ("copy", 5), ("reverse", 5), ("duplicate", 5),
+                                        ("sort", 5), ("bmul", 3), ("add", 3), ("mul", 3)])
+def test_each_task_file_sweeps_the_reproduction_seeds(task, seeds):
+  runs = sweep.load_sweep(f"experiments/{task}.py")
+  assert runs == [{"seed": s} for s in range(seeds)]
+  assert configlib.load_experiment(f"experiments/{task}.py").get_config().task == task
