@@ -34,11 +34,12 @@ SEQUENCE = {"copy": lambda d: d, "reverse": lambda d: d[::-1], "duplicate": lamb
             "sort": sorted}
 
 
-def _sequence_problems(task: str, length: int, count: int, seed: int = 7):
-  """Random rows of digits 0-3 of the claimed length, plus an all-3s and an all-0s row."""
+def _sequence_problems(task: str, length: int, count: int, constant_length: int, seed: int = 7):
+  """Random rows of digits 0-3 of the claimed length, plus an all-3s and an all-0s row of the
+  length claimed for constant rows (long constant runs are where a Neural GPU breaks first)."""
   rng = random.Random(seed)
-  n = length // (2 if task == "duplicate" else 1)
-  rows = [[rng.randrange(4) for _ in range(n)] for _ in range(count)] + [[3] * n, [0] * n]
+  n, c = (x // (2 if task == "duplicate" else 1) for x in (length, constant_length))
+  rows = [[rng.randrange(4) for _ in range(n)] for _ in range(count)] + [[3] * c, [0] * c]
   return (["".join(map(str, r)) for r in rows],
           [" ".join(map(str, SEQUENCE[task](r))) for r in rows])
 
@@ -54,7 +55,9 @@ def test_shipped_model_answers_long_problems_exactly(name):
   with open(os.path.join(predict.PRETRAINED_DIR, name, "claims.json")) as f:
     claims = json.load(f)
   if task in SEQUENCE:
-    problems, answers = _sequence_problems(task, claims["exact_length"], count=16)
+    problems, answers = _sequence_problems(
+        task, claims["exact_length"], count=16,
+        constant_length=claims.get("constant_rows_exact_length", claims["exact_length"]))
   else:
     problems, answers = _problems(task, bits=claims["exact_bits"], count=16)
   proc = run_module("ngpu_jax.predict", f"--model={name}", stdin="\n".join(problems) + "\n")
