@@ -52,6 +52,13 @@ def _variant(config: dict) -> str:
   return "; ".join(d.split(":")[0] + "=" + d.split("-> ")[-1] for d in diff) or "paper"
 
 
+def _last_step(entries: list[dict]) -> list[dict]:
+  """The entries of the latest step among them. A resumed run is evaluated again at its new
+  final step; an older step's 4001 result must not stand beside the newer model's 41 and 401."""
+  last = max((m["step"] for m in entries), default=None)
+  return [m for m in entries if m["step"] == last]
+
+
 def summarize(workdir: str) -> dict:
   with open(os.path.join(workdir, runs.CONFIG_FILE)) as f:
     config = runs.with_defaults(json.load(f))  # fields added since the run count as defaults
@@ -59,17 +66,15 @@ def summarize(workdir: str) -> dict:
   train = [m for m in lines if m["kind"] == "train"]
   evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
   max_len = config["curriculum"]["max_length"]
-  # A resumed run is evaluated again at its new final step; an older step's 4001 result must
-  # not stand beside the newer model's 41 and 401.
-  finals = [m for m in evals if m.get("final") or m.get("source") == "evaluate"]
-  last = max((m["step"] for m in finals), default=None)
-  final = {m["eval_length"]: m for m in finals if m["step"] == last}
+  final = {m["eval_length"]: m for m in _last_step(
+      [m for m in evals if m.get("final") or m.get("source") == "evaluate"])}
   first_zero = next((m["step"] for m in evals if not m.get("final") and m.get("source") != "evaluate"
                      and m["eval_length"] == max_len and m["seq_error"] == 0.0), None)
   seconds = None
   if first_zero is not None:
     seconds = next((m.get("train_seconds") for m in train if m["step"] >= first_zero), None)
-  probes = {(m["probe"], m["eval_length"]): m for m in lines if m["kind"] == "eval" and "probe" in m}
+  probes = {(m["probe"], m["eval_length"]): m for m in _last_step(
+      [m for m in lines if m["kind"] == "eval" and "probe" in m])}
   # Success needs every final length, the long (2000-bit) ones included, evaluated error-free.
   required = set(config["final_eval"]["lengths"]) | set(config["final_eval"]["long_lengths"])
   periodic = {m["step"]: m for m in evals if not m.get("final") and m.get("source") != "evaluate"

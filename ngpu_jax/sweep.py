@@ -7,9 +7,10 @@
 An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
 [{"seed": 0, "model.maps": 48}, ...]); otherwise the sweep is one run per
 --seeds value. --seeds given with such a file keeps its settings and replaces
-its seeds (more seeds for a table, or one seed to try a setting). Each run is `python -m ngpu_jax.main` in ROOT/<run name>, so an
-interrupted sweep resumes every unfinished run from its checkpoint when the
-same command is given again, and skips finished ones. Runs are independent
+its seeds (more seeds for a table, or one seed to try a setting). Each run is
+`python -m ngpu_jax.main` in ROOT/<run name>, so an interrupted sweep resumes
+every unfinished run from its checkpoint when the same command is given again,
+and skips finished ones. Runs are independent
 jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
 sharing ROOT split a sweep without talking to each other.
 """

@@ -107,9 +107,13 @@ def test_aggregate_takes_every_final_length_from_the_last_final_step(tmp_path):
   ev = lambda step, n, err: {"step": step, "kind": "eval", "eval_length": n, "seq_error": err,
                              "symbol_error": err / 10, "final": True}
   _fake_run(str(tmp_path / "r"), 0, [ev(100, 41, 0.0), ev(100, 401, 0.0), ev(100, 4001, 0.0),
-                                     ev(200, 41, 0.0), ev(200, 401, 0.5)])  # resumed, then worse
+                                     {**ev(100, 401, 0.0), "probe": "all_zeros"},
+                                     {**ev(100, 4001, 0.0), "probe": "all_zeros"},
+                                     ev(200, 41, 0.0), ev(200, 401, 0.5),  # resumed, then worse
+                                     {**ev(200, 401, 1.0), "probe": "all_zeros"}])
   s = aggregate.summarize(str(tmp_path / "r"))
   assert sorted(s["final"]) == [41, 401] and s["final"][401]["step"] == 200 and not s["success"]
+  assert list(s["probes"]) == [("all_zeros", 401)] and s["probes"]["all_zeros", 401]["seq_error"] == 1.0
 
 
 def _fake_run(workdir, seed, lines):
