@@ -67,8 +67,8 @@ def summarize(workdir: str) -> dict:
   evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
   max_len = config["curriculum"]["max_length"]
   final = {m["eval_length"]: m for m in _last_step(
-      [m for m in evals if m.get("final") or m.get("source") == "evaluate"])}
-  first_zero = next((m["step"] for m in evals if not m.get("final") and m.get("source") != "evaluate"
+      [m for m in evals if report.is_final_eval(m)])}
+  first_zero = next((m["step"] for m in evals if not report.is_final_eval(m)
                      and m["eval_length"] == max_len and m["seq_error"] == 0.0), None)
   seconds = None
   if first_zero is not None:
@@ -77,8 +77,8 @@ def summarize(workdir: str) -> dict:
       [m for m in lines if m["kind"] == "eval" and "probe" in m])}
   # Success needs every final length, the long (2000-bit) ones included, evaluated error-free.
   required = set(config["final_eval"]["lengths"]) | set(config["final_eval"]["long_lengths"])
-  periodic = {m["step"]: m for m in evals if not m.get("final") and m.get("source") != "evaluate"
-              and m["eval_length"] == max_len}
+  periodic = {m["step"]: m for m in evals
+              if not report.is_final_eval(m) and m["eval_length"] == max_len}
   return {"workdir": workdir, "task": config["task"], "variant": _variant(config),
           "seed": config["seed"], "steps": max((m["step"] for m in lines), default=0),
           "final": final,

@@ -88,7 +88,7 @@ def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
     lengths = sorted({m["eval_length"] for m in evals})
     for length, style in zip(lengths, itertools.cycle(_LENGTH_STYLES)):
       at = [m for m in evals if m["eval_length"] == length]
-      periodic = [m for m in at if not m.get("final") and m.get("source") != "evaluate"]
+      periodic = [m for m in at if not report.is_final_eval(m)]
       later = [m for m in at if m not in periodic]
       _plot(ax_eval, periodic, "seq_error", color=color, ls=style, marker="o",
             label=f"{name} length {length}" if periodic else None)

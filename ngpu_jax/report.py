@@ -75,6 +75,12 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def is_final_eval(m: dict) -> bool:
+  """An evaluation of the finished model (end of training or the evaluate command), as opposed
+  to the periodic ones during training."""
+  return bool(m.get("final")) or m.get("source") == "evaluate"
+
+
 def format_duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   h, rem = divmod(seconds, 3600)
