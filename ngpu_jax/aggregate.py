@@ -6,7 +6,8 @@ Per task and variant (the config without its seed), over seeds: success rate
 (a success has zero sequence errors in its final evaluation at every final_eval
 length, the long ones included: a run not yet evaluated at 4001 is not a success),
 median steps and training wall time to the first periodic evaluation with zero
-errors at the training length, and the mean sequence and symbol error of the
+errors at the training length, each seed's training minutes (runs of one
+setting may have been given different budgets), and the mean sequence and symbol error of the
 final evaluation per length. Hard-case probes, where run, get a table of their
 own (one row per family and length, one error per seed).
 
@@ -85,7 +86,8 @@ def summarize(workdir: str) -> dict:
           "success": required <= set(final) and all(m["seq_error"] == 0 for m in final.values()),
           "steps_to_zero": first_zero, "seconds_to_zero": seconds, "probes": probes,
           "periodic": periodic,
-          "last_loss": train[-1]["loss"] if train else None}
+          "last_loss": train[-1]["loss"] if train else None,
+          "train_seconds": train[-1].get("train_seconds") if train else None}
 
 
 def _median(xs):
@@ -120,7 +122,8 @@ def table_at_steps(summaries: list[dict], at_steps: list[int]) -> str:
 def table(summaries: list[dict]) -> str:
   groups = _groups(summaries)
   lengths = sorted({n for s in summaries for n in s["final"]})
-  head = ["task", "variant", "seeds", "success", "median steps trained", "median last train loss",
+  head = ["task", "variant", "seeds", "success", "median steps trained",
+          "train minutes per seed", "median last train loss",
           "median steps to 0 err @train len",
           "median train time to 0 err", "median step of final eval"] + [f"seq / sym err @{n}" for n in lengths]
   out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -130,7 +133,10 @@ def table(summaries: list[dict]) -> str:
     secs = _median([s["seconds_to_zero"] for s in group])
     trained = _median([s["steps"] for s in group])
     loss = _median([s["last_loss"] for s in group])
-    row = [task, variant, str(len(group)), f"{wins}/{len(group)}", f"{trained:.0f}",
+    # Runs of one row may have had different budgets (some were continued): show each one's.
+    minutes = ", ".join("-" if s["train_seconds"] is None else f"{s['train_seconds'] / 60:.0f}"
+                        for s in sorted(group, key=lambda s: s["seed"]))
+    row = [task, variant, str(len(group)), f"{wins}/{len(group)}", f"{trained:.0f}", minutes,
            "-" if loss is None else f"{loss:.3f}",
            "-" if steps is None else f"{steps:.0f}",
            "-" if secs is None else report.format_duration(secs)]

@@ -130,9 +130,10 @@ def _fake_run(workdir, seed, lines):
 def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
   ev = lambda step, n, err, **kw: {"step": step, "kind": "eval", "eval_length": n,
                                    "seq_error": err, "symbol_error": err / 10, **kw}
-  _fake_run(str(tmp_path / "a"), 0, [ev(500, 41, 0.5), ev(1000, 41, 0.25), ev(1200, 41, 0.0, final=True),
+  tr = lambda step, seconds: {"step": step, "kind": "train", "loss": 0.1, "train_seconds": seconds}
+  _fake_run(str(tmp_path / "a"), 0, [tr(1200, 130.0), ev(500, 41, 0.5), ev(1000, 41, 0.25), ev(1200, 41, 0.0, final=True),
                                      ev(1200, 41, 1.0, final=True, probe="carry_chain")])
-  _fake_run(str(tmp_path / "b"), 1, [ev(500, 41, 1.0), ev(700, 41, 0.5, final=True),
+  _fake_run(str(tmp_path / "b"), 1, [tr(700, 61.0), ev(500, 41, 1.0), ev(700, 41, 0.5, final=True),
                                      ev(700, 41, 0.0, final=True, probe="carry_chain")])
   proc = run_module("ngpu_jax.aggregate", str(tmp_path), "--at_steps=500,1000")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -144,7 +145,9 @@ def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
   assert cells[2] == "0.750 / 0.0750 (0.50, 1.00; n=2/2)"
   assert cells[3] == "0.250 / 0.0250 (0.25; n=1/2)"  # seed 1 stopped before step 1000
   main_row = next(line for line in proc.stdout.splitlines() if line.startswith("| badd | paper | 2 |"))
-  assert [c.strip() for c in main_row.strip("|").split("|")][8] == "950"  # median final step
+  main_cells = [c.strip() for c in main_row.strip("|").split("|")]
+  assert main_cells[9] == "950"  # median final step
+  assert main_cells[5] == "2, 1"  # training minutes, by seed
   probe = next(line for line in proc.stdout.splitlines() if "carry_chain" in line)
   assert probe.endswith("| 1.000 (seed 0), 0.000 (seed 1) |")
   proc = run_module("ngpu_jax.aggregate", str(tmp_path), "--at_steps=x")
