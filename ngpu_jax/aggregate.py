@@ -96,8 +96,9 @@ def _median(xs):
 
 
 def _groups(summaries: list[dict]) -> dict:
+  """Runs by (task, variant), each group in seed order (the order of every per-seed column)."""
   groups = {}
-  for s in summaries:
+  for s in sorted(summaries, key=lambda s: s["seed"]):
     groups.setdefault((s["task"], s["variant"]), []).append(s)
   return groups
 
@@ -109,7 +110,7 @@ def table_at_steps(summaries: list[dict], at_steps: list[int]) -> str:
   for (task, variant), group in sorted(_groups(summaries).items()):
     row = [task, variant]
     for n in at_steps:
-      at = [s["periodic"][n] for s in sorted(group, key=lambda s: s["seed"]) if n in s["periodic"]]
+      at = [s["periodic"][n] for s in group if n in s["periodic"]]
       per_seed = ", ".join(f"{m['seq_error']:.2f}" for m in at)
       row.append("-" if not at else
                  f"{statistics.mean(m['seq_error'] for m in at):.3f} / "
@@ -135,7 +136,7 @@ def table(summaries: list[dict]) -> str:
     loss = _median([s["last_loss"] for s in group])
     # Runs of one row may have had different budgets (some were continued): show each one's.
     minutes = ", ".join("-" if s["train_seconds"] is None else f"{s['train_seconds'] / 60:.0f}"
-                        for s in sorted(group, key=lambda s: s["seed"]))
+                        for s in group)
     row = [task, variant, str(len(group)), f"{wins}/{len(group)}", f"{trained:.0f}", minutes,
            "-" if loss is None else f"{loss:.3f}",
            "-" if steps is None else f"{steps:.0f}",
@@ -150,7 +151,7 @@ def table(summaries: list[dict]) -> str:
     out.append("| " + " | ".join(row) + " |")
   probe_rows = {}
   for (task, variant), group in sorted(groups.items()):
-    for s in sorted(group, key=lambda s: s["seed"]):
+    for s in group:
       for (fam, n), m in sorted(s["probes"].items()):
         probe_rows.setdefault((task, variant, fam, n), []).append((s["seed"], m["seq_error"]))
   if probe_rows:
