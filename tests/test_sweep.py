@@ -91,6 +91,19 @@ def test_dngpu_ablation_sweep_is_valid_and_named_by_variant():
     assert all(_get(c, k) != _get(base, k) for k in changed), overrides
 
 
+def test_dngpu_experiment_covers_every_reproduction_task():
+  # issue 7 wants the improved variant as its own row wherever the faithful model fails
+  exp = configlib.load_experiment(os.path.join(REPO, "experiments", "dngpu.py"))
+  for task in configlib.REPRODUCTION_SEEDS:
+    c = exp.get_config(task)
+    configlib.validate(c)
+    assert (c.task, c.variant, c.model.rows, c.model.diagonal) == (task, "dngpu", 1, True)
+  assert exp.get_config("mul").model.maps == 192 and exp.get_config("sort").model.maps == 48
+  assert [r["seed"] for r in sweep.load_sweep("experiments/dngpu.py:sort")] == [0, 1, 2]
+  with pytest.raises(ValueError, match="unknown task 'nosuchtask'"):
+    exp.get_config("nosuchtask")
+
+
 def _get(c, key):
   for p in key.split("."):
     c = c[p]
