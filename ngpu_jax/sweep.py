@@ -3,6 +3,7 @@
   python -m ngpu_jax.sweep --config=experiments/badd.py --root=runs/sweeps/badd --seeds=0,1,2,3,4
   python -m ngpu_jax.sweep --config=experiments/badd.py --root=... --jobs=2        # 2 at a time
   python -m ngpu_jax.sweep --config=experiments/badd.py --root=... --shard=1/3     # machine 2 of 3
+  python -m ngpu_jax.sweep --config=experiments/badd.py --root=... --extend --set=max_train_minutes=90
 
 An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
 [{"seed": 0, "model.maps": 48}, ...]); otherwise the sweep is one run per
@@ -10,7 +11,9 @@ An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
 its seeds (more seeds for a table, or one seed to try a setting). Each run is
 `python -m ngpu_jax.main` in ROOT/<run name>, so an interrupted sweep resumes
 every unfinished run from its checkpoint when the same command is given again,
-and skips finished ones. Runs are independent
+and skips finished ones; --extend reruns those too, so a larger budget given with
+--set (num_steps, max_train_minutes) continues each from its last checkpoint and
+evaluates it again at its new end. Runs are independent
 jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
 sharing ROOT split a sweep without talking to each other.
 """
@@ -36,6 +39,8 @@ def define_flags():
   flags.DEFINE_multi_string("set", [], "Extra override for every run, e.g. --set=num_steps=5000.")
   flags.DEFINE_list("skip", [], "Leave out runs whose name contains any of these strings.")
   flags.DEFINE_list("only", [], "Keep only runs whose name contains one of these strings.")
+  flags.DEFINE_bool("extend", False, "Rerun finished runs too: each resumes from its last "
+                    "checkpoint under the --set budget and is evaluated again when it ends.")
   flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
   flags.mark_flags_as_required(["config", "root"])
 
@@ -106,9 +111,11 @@ def main(argv):
   for overrides in mine:
     workdir = os.path.join(args.root, run_name(overrides))
     cmd = command(args.config, workdir, {**overrides, **extra}, cpu_devices)
-    state = "finished" if is_finished(workdir) else "to run"
+    state = "to run"
+    if is_finished(workdir):
+      state = "extend" if args.extend else "finished"
     print(f"{state:>8}  {workdir}" + ("" if not args.dry_run else "\n          " + " ".join(cmd)))
-    if state == "to run":
+    if state != "finished":
       todo.append((workdir, cmd))
   with open(os.path.join(args.root, "sweep.json"), "w") as f:
     json.dump({"config": args.config, "runs": runs, "extra": extra}, f, indent=2)

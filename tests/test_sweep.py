@@ -6,7 +6,7 @@ import os
 import pytest
 
 from conftest import REPO, run_module
-from ngpu_jax import aggregate, configlib, sweep
+from ngpu_jax import aggregate, configlib, report, sweep
 
 pytestmark = pytest.mark.slow
 SWEEP = ["--config=experiments/task.py:copy,smoke", "--seeds=0,1", "--set=num_steps=20",
@@ -37,6 +37,20 @@ def test_sweep_runs_resumes_shards_and_aggregates(tmp_path):
   summaries = [aggregate.summarize(w) for w in aggregate.find_workdirs([root])]
   assert [s["seed"] for s in summaries] == [0, 1]
   assert len({s["variant"] for s in summaries}) == 1  # seeds of one setting form one row
+
+  # A larger budget continues a finished run from its checkpoint only when asked to.
+  seed1 = os.path.join(root, "seed=1")
+  proc = run_module("ngpu_jax.sweep", *SWEEP, f"--root={root}", "--set=num_steps=30", "--dry_run")
+  assert "finished  " + seed1 in proc.stdout
+  proc = run_module("ngpu_jax.sweep", *SWEEP, f"--root={root}", "--set=num_steps=30",
+                    "--only=seed=1", "--extend")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "  extend  " + seed1 in proc.stdout
+  assert {m["step"] for m in report.read_metrics(seed1) if m.get("final")} == {20, 30}
+  assert {m["step"] for m in report.read_metrics(os.path.join(root, "seed=0"))
+          if m.get("final")} == {20}
+  with open(os.path.join(seed1, "config.json")) as f:
+    assert json.load(f)["num_steps"] == 30
 
 
 def test_sweep_from_the_experiment_file_and_bad_shard(tmp_path):
