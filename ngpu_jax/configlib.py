@@ -80,6 +80,9 @@ def base(task: str) -> ml_collections.ConfigDict:
                                    # bucket up to max_length at that length, no curriculum (DNGPU)
   c.curriculum.bin_groups = 0      # all_buckets: pad the bins into this many groups, one scan
                                    # each (0 = one scan per bin); same problems and loss
+  c.curriculum.bin_lengths = "exact"  # all_buckets: 'exact' puts every problem of a bin at the
+                                   # bin's length; 'spread' draws each from (previous bin, bin],
+                                   # so every length from min_length on is trained, not 9 of them
   c.curriculum.min_length = 3      # shortest training length
   c.curriculum.start_length = 6    # curriculum length at step 0
   c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
@@ -199,6 +202,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
        f"optim.lr_decay_rule: must be one of {schedule.LR_DECAY_RULES}, got {c.optim.lr_decay_rule!r}")
   need(0 <= c.optim.min_lr_factor <= 1, f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}")
   need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
+  need(cur.bin_lengths in ("exact", "spread"),
+       f"curriculum.bin_lengths: must be exact or spread, got {cur.bin_lengths!r}")
+  need(cur.bin_lengths == "exact" or cur.min_length <= min(c.buckets),
+       f"curriculum.bin_lengths: spread draws from curriculum.min_length={cur.min_length} up, "
+       f"which must not exceed the first bin {min(c.buckets)}")
   need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
        f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}")
   need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),

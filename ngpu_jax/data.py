@@ -80,10 +80,28 @@ def all_bucket_lengths(buckets: Sequence[int], max_length: int) -> list[int]:
 
 
 def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
-                       lengths: Sequence[int]) -> tuple[Batch, ...]:
-  """One batch of batch_size problems at each length (no curriculum), for `step`."""
+                       lengths: Sequence[int], spread_from: int | None = None
+                       ) -> tuple[Batch, ...]:
+  """One batch of batch_size problems per bin length (no curriculum), for `step`.
+
+  spread_from=None: every problem of a bin has the bin's length. spread_from=m:
+  each problem's length is drawn from (previous bin, bin] (from m for the first
+  bin) and padded to the bin, so training sees every length from m to the last bin.
+  """
   rng = train_rng(seed, step)
-  return tuple(make_batch(task, rng, batch_size, n, n) for n in lengths)
+  if spread_from is None:
+    return tuple(make_batch(task, rng, batch_size, n, n) for n in lengths)
+  if list(lengths) != sorted(lengths) or spread_from > lengths[0]:
+    raise ValueError(f"spread bins need ascending lengths from {spread_from}, got {list(lengths)}")
+  out, lo = [], spread_from
+  for n in lengths:
+    n_B = rng.integers(lo, n + 1, size=batch_size).astype(np.int32)
+    x_BxW, y_BxW = np.zeros((batch_size, n), np.int32), np.zeros((batch_size, n), np.int32)
+    for i, length in enumerate(n_B.tolist()):
+      x_BxW[i, :length], y_BxW[i, :length] = task.sample(rng, length)
+    out.append(Batch(x_BxW, y_BxW, n_B))
+    lo = n + 1
+  return tuple(out)
 
 
 def bin_groups(lengths: Sequence[int], n_groups: int) -> list[list[int]]:

@@ -111,16 +111,16 @@ def mix_into(task: tasks.Task, batch: data.Batch, rng: np.random.Generator,
              fraction: float) -> data.Batch:
   """The batch with its first round(fraction * B) problems replaced by hard cases.
 
-  Each replacement is one problem of a family drawn uniformly, at the batch's own
-  length (every problem of a training batch has the same length) and padded to its width.
+  Each replacement is one problem of a family drawn uniformly, at the length of the
+  problem it replaces, padded to the batch's width.
   """
   count = int(round(fraction * batch.x_BxW.shape[0]))
   if count == 0:
     return batch
-  length, width = int(batch.n_B[0]), batch.x_BxW.shape[1]
   names = sorted(families(task))
   x_BxW, y_BxW = batch.x_BxW.copy(), batch.y_BxW.copy()
   for i, f in enumerate(rng.integers(0, len(names), count)):
+    length = int(batch.n_B[i])
     hard = probe_batch(task, names[int(f)], rng, length, 1)
     x_BxW[i], y_BxW[i] = tasks.PAD, tasks.PAD
     x_BxW[i, :length], y_BxW[i, :length] = hard.x_BxW[0], hard.y_BxW[0]

@@ -60,8 +60,9 @@ def training_batches(config, task, step: int, cur_length: int,
   """
   c, cur = config, config.curriculum
   if layout is not None:
+    spread_from = max(cur.min_length, task.min_length) if cur.bin_lengths == "spread" else None
     batches = data.all_bucket_batches(task, c.seed, step, c.batch_size,
-                                      [n for group in layout for n in group])
+                                      [n for group in layout for n in group], spread_from)
   else:
     batches = (data.train_batch(task, c.seed, step, c.batch_size, cur.min_length, cur_length,
                                 cur.max_length, c.buckets, cur.p_recent, cur.p_full),)
@@ -119,7 +120,7 @@ class _Run:
     self.state, m = self._train_step(self.state, on_device, np.float32(self.sched.pull),
                                      np.float32(self.sched.last_seq_error),
                                      np.float32(self.sched.sat_weight))
-    in_curriculum = all(int(b.n_B[0]) <= self.sched.cur_length for b in batches)
+    in_curriculum = all(int(b.n_B.max()) <= self.sched.cur_length for b in batches)
     self._pending.append((m, in_curriculum))
     self.step += 1
 

@@ -97,3 +97,14 @@ def test_hard_mix_config_is_checked_and_reaches_the_training_batches():
   packed, = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
   assert packed.x_BxW.shape == (16, 12)
   assert sorted(packed.n_B.tolist()) == [8] * 8 + [12] * 8
+  # Spread bins: each hard case takes the length of the problem it replaces.
+  c.curriculum.bin_lengths = "spread"
+  packed, = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
+  no_mix = c.copy_and_resolve_references()
+  no_mix.hard_mix = 0.0
+  plain, = train.training_batches(no_mix, tasks.get_task("bmul"), 0, 12, layout)
+  np.testing.assert_array_equal(packed.n_B, plain.n_B)
+  assert len(set(packed.n_B.tolist())) > 2
+  bmul = tasks.get_task("bmul")
+  for x, y, n in zip(packed.x_BxW.tolist(), packed.y_BxW.tolist(), packed.n_B.tolist()):
+    assert not any(x[n:]) and y[:n] == bmul.target(x[:n])

@@ -106,6 +106,27 @@ def test_all_bucket_batches():
   assert all(np.all(b.n_B == b.x_BxW.shape[1]) for b in batches)
 
 
+def test_spread_bins_cover_every_length_with_exact_problems():
+  task = tasks.get_task("badd")
+  lengths = [8, 12, 16]
+  seen = set()
+  for step in range(20):
+    batches = data.all_bucket_batches(task, 0, step, 8, lengths, spread_from=3)
+    again = data.all_bucket_batches(task, 0, step, 8, lengths, spread_from=3)
+    assert all(np.array_equal(a, b) for x, y in zip(batches, again) for a, b in zip(x, y))
+    for lo, b in zip([3, 9, 13], batches):
+      w = b.x_BxW.shape[1]
+      assert b.x_BxW.shape == (8, w) and np.all((lo <= b.n_B) & (b.n_B <= w))
+      for x, y, n in zip(b.x_BxW.tolist(), b.y_BxW.tolist(), b.n_B.tolist()):
+        assert not any(x[n:]) and not any(y[n:])  # PAD past the problem's own length
+        assert y[:n] == task.target(x[:n])
+        assert task.problem_length(x[:n]) == 2 * ((n - 1) // 2) + 1  # operands of (n - 1) // 2 bits
+      seen.update(b.n_B.tolist())
+  assert seen == set(range(3, 17))
+  with pytest.raises(ValueError, match="spread bins need ascending lengths from 10"):
+    data.all_bucket_batches(task, 0, 0, 8, lengths, spread_from=10)
+
+
 def test_adamax_with_per_element_clipping():
   tx = optim.make_optimizer(learning_rate=1e-3, adam_eps=1e-4, clip_norm=0.5, noise_scale=0.0,
                             name="adamax", clip_mode="element")
@@ -117,8 +138,9 @@ def test_adamax_with_per_element_clipping():
   assert optim.get_learning_rate(st) == pytest.approx(1e-3)
 
 
-def test_dngpu_variant_trains_from_the_loop(tmp_path):
-  config = tiny_config("bmul", num_steps=10, **{
+@pytest.mark.parametrize("bin_lengths", ["exact", "spread"])
+def test_dngpu_variant_trains_from_the_loop(tmp_path, bin_lengths):
+  config = tiny_config("bmul", num_steps=10, **{"curriculum.bin_lengths": bin_lengths,
       "model.rows": 1, "model.layers": 1, "model.maps": 6, "model.gate": "hard_sigmoid",
       "model.candidate": "hard_tanh", "model.diagonal": True, "model.u_offset": 0.7,
       "model.r_offset": 0.5, "model.dropout_on": "candidate", "saturation.enabled": True,
@@ -216,3 +238,9 @@ def test_packing_with_length_scaled_dropout_is_refused():
   config = tiny_config("badd", **{"curriculum.mode": "all_buckets", "curriculum.bin_groups": 2})
   with pytest.raises(ValueError, match="curriculum.bin_groups: packing bins needs"):
     configlib.validate(config)
+  for value, message in (("wide", "must be exact or spread, got 'wide'"),
+                         ("spread", "must not exceed the first bin 8")):
+    config = tiny_config("badd", **{"curriculum.mode": "all_buckets", "buckets": (8, 12),
+                                    "curriculum.bin_lengths": value, "curriculum.min_length": 9})
+    with pytest.raises(ValueError, match=f"curriculum.bin_lengths: .*{message}"):
+      configlib.validate(config)
