@@ -114,8 +114,7 @@ def test_spread_bins_cover_every_length_with_exact_problems():
     batches = data.all_bucket_batches(task, 0, step, 8, lengths, spread_from=3)
     again = data.all_bucket_batches(task, 0, step, 8, lengths, spread_from=3)
     assert all(np.array_equal(a, b) for x, y in zip(batches, again) for a, b in zip(x, y))
-    for lo, b in zip([3, 9, 13], batches):
-      w = b.x_BxW.shape[1]
+    for lo, w, b in zip([3, 9, 13], lengths, batches):
       assert b.x_BxW.shape == (8, w) and np.all((lo <= b.n_B) & (b.n_B <= w))
       for x, y, n in zip(b.x_BxW.tolist(), b.y_BxW.tolist(), b.n_B.tolist()):
         assert not any(x[n:]) and not any(y[n:])  # PAD past the problem's own length
