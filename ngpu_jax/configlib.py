@@ -171,7 +171,7 @@ def reproduction_sweep(task: str) -> list[dict]:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
-  from ngpu_jax import cgru, optim, schedule, tasks  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import cgru, data, optim, schedule, tasks  # pylint: disable=g-import-not-at-top
   errors = []
 
   def need(ok, msg):
@@ -204,9 +204,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
   need(cur.bin_lengths in ("exact", "spread"),
        f"curriculum.bin_lengths: must be exact or spread, got {cur.bin_lengths!r}")
-  need(cur.bin_lengths == "exact" or cur.min_length <= min(c.buckets),
-       f"curriculum.bin_lengths: spread draws from curriculum.min_length={cur.min_length} up, "
-       f"which must not exceed the first bin {min(c.buckets)}")
+  need(cur.bin_lengths == "exact" or cur.mode == "all_buckets",
+       f"curriculum.bin_lengths: spread fills the bins of mode all_buckets; mode {cur.mode!r} "
+       "has no bins to fill")
   need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
        f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}")
   need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
@@ -233,6 +233,14 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(cur.min_length >= tasks.TASKS[c.task].min_length,
          f"curriculum.min_length: {cur.min_length} is below the shortest {c.task} problem "
          f"({tasks.TASKS[c.task].min_length})")
+  if cur.bin_lengths == "spread" and buckets and all(isinstance(b, int) for b in buckets):
+    # The same first bin and floor as train.training_batches, so no config passed here fails
+    # at its first step.
+    first_bin = data.all_bucket_lengths(buckets, cur.max_length)[0]
+    floor = max(cur.min_length, tasks.TASKS[c.task].min_length if c.task in tasks.TASKS else 0)
+    need(floor <= first_bin,
+         f"curriculum.bin_lengths: spread draws from curriculum.min_length={floor} up, "
+         f"which must not exceed the first bin {first_bin}")
   need(cur.min_length <= cur.start_length <= cur.max_length,
        f"curriculum: need min_length <= start_length <= max_length, got "
        f"{cur.min_length}, {cur.start_length}, {cur.max_length}")

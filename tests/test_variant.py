@@ -243,3 +243,12 @@ def test_packing_with_length_scaled_dropout_is_refused():
                                     "curriculum.bin_lengths": value, "curriculum.min_length": 9})
     with pytest.raises(ValueError, match=f"curriculum.bin_lengths: .*{message}"):
       configlib.validate(config)
+  # The first bin is the one training uses: max_length when it is below every bucket.
+  config = tiny_config("badd", **{"curriculum.mode": "all_buckets", "buckets": (8, 12),
+                                  "curriculum.bin_lengths": "spread", "curriculum.min_length": 7,
+                                  "curriculum.start_length": 7, "curriculum.max_length": 6})
+  with pytest.raises(ValueError, match="must not exceed the first bin 6"):
+    configlib.validate(config)
+  config = tiny_config("badd", **{"curriculum.bin_lengths": "spread"})
+  with pytest.raises(ValueError, match="spread fills the bins of mode all_buckets; mode 'paper'"):
+    configlib.validate(config)
