@@ -72,6 +72,15 @@ class Checkpointer:
       return out.state, out.schedule
     return None
 
+  def restore_at(self, step: int, abstract_state):
+    """(state, schedule) of the checkpoint of `step`; ValueError naming the steps kept if none."""
+    kept = sorted(self._mngr.all_steps())
+    if step not in kept:
+      raise ValueError(f"no checkpoint of step {step} in {self.directory}; kept: {kept}")
+    out = self._mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
+    return out.state, out.schedule
+
   def _set_aside(self, step: int, error: Exception) -> None:
     src = os.path.join(self.directory, str(step))
     dst_dir = os.path.join(self.workdir, "damaged_checkpoints")

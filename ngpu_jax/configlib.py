@@ -67,6 +67,8 @@ def base(task: str) -> ml_collections.ConfigDict:
                                           # 'no_progress_2': 2 windows without improvement (DNGPU)
   c.optim.min_lr_factor = 0.0  # decays stop at learning_rate * this (DNGPU: 1/60)
   c.optim.noise_scale = 0.0    # gradient noise: scale * sqrt(seq_err / (t+1)^0.55); 0 = off
+  c.optim.ema_decay = 0.0      # > 0: evaluate, export and predict with a moving average of the
+                               # parameters (decay per step); 0 = the last parameters
 
   c.saturation = ml_collections.ConfigDict()  # DNGPU's cost on saturated pre-activations
   c.saturation.enabled = False
@@ -226,6 +228,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(o.clip_norm > 0, f"optim.clip_norm: must be > 0, got {o.clip_norm}")
   need(0 < o.lr_decay <= 1, f"optim.lr_decay: must be in (0, 1], got {o.lr_decay}")
   need(o.noise_scale >= 0, f"optim.noise_scale: must be >= 0, got {o.noise_scale}")
+  need(0 <= o.ema_decay < 1, f"optim.ema_decay: must be in [0, 1), got {o.ema_decay}")
   buckets = tuple(c.buckets)
   need(len(buckets) > 0 and all(isinstance(b, int) and b > 0 for b in buckets),
        f"buckets: must be positive ints, got {buckets!r}")

@@ -1,8 +1,10 @@
 """Errors per length, on fresh random problems; and the evaluate command.
 
   python -m ngpu_jax.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
+      [--average_steps=1500,1650]
 
-prints a table and appends eval lines to DIR/metrics.jsonl.
+prints a table and appends eval lines to DIR/metrics.jsonl. With --average_steps it
+scores the mean of those checkpoints' parameters, and its lines say so.
 """
 
 from typing import Callable, Sequence
@@ -93,6 +95,8 @@ def define_flags():
   flags.DEFINE_integer("seed", 1234, "Seed of the evaluation problems.")
   flags.DEFINE_integer("probe_examples", 16, "Problems per hard-case probe family and length "
                        "(arithmetic tasks; 0 = no probes).")
+  flags.DEFINE_list("average_steps", [], "Score the mean of the parameters of these checkpoints "
+                    "(steps) instead of the newest checkpoint.")
   flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
   flags.mark_flag_as_required("workdir")
 
@@ -104,10 +108,12 @@ def main(argv):
   parallel.setup_cpu_devices(f.cpu_devices, 64)
   try:
     lengths = [int(x) for x in f.lengths]
+    average_steps = [int(x) for x in f.average_steps]
   except ValueError:
-    report.fail(f"--lengths must be integers, got {f.lengths}")
+    report.fail(f"--lengths and --average_steps must be integers, got {f.lengths}, "
+                f"{f.average_steps}")
   try:
-    loaded = runs.load_run(f.workdir)
+    loaded = runs.load_run(f.workdir, average_steps)
   except (ValueError, FileNotFoundError) as e:
     report.fail(f"{e}")
   config, task = loaded.config, loaded.task
@@ -116,19 +122,20 @@ def main(argv):
     report.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
   results = evaluate_lengths(loaded.eval_step, loaded.params, task, loaded.mesh, lengths,
                              f.examples, f.batch_size or config.eval.batch_size, f.seed)
-  print(f"{task.name} at step {loaded.step} ({f.workdir})")
+  what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
+  print(f"{task.name} at {what} ({f.workdir})")
   print(format_table(results, task.name))
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluate_probes(loaded.eval_step, loaded.params, task, loaded.mesh, lengths,
                                     f.probe_examples, f.batch_size or config.eval.batch_size, f.seed)
     print(format_probe_table(probe_results))
+  source = {"source": "evaluate", **({"averaged_steps": average_steps} if average_steps else {})}
   reporter = report.Reporter(f.workdir, parallel.is_main_process())
   for length, r in results.items():
-    reporter.write("eval", loaded.step, {"eval_length": length, **r, "source": "evaluate"})
+    reporter.write("eval", loaded.step, {"eval_length": length, **r, **source})
   for (family, length), r in probe_results.items():
-    reporter.write("eval", loaded.step, {"eval_length": length, "probe": family, **r,
-                                         "source": "evaluate"})
+    reporter.write("eval", loaded.step, {"eval_length": length, "probe": family, **r, **source})
   reporter.close()
 
 

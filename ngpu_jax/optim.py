@@ -1,4 +1,4 @@
-"""The optimizer chain: clip -> Neural GPU gradient noise -> Adam (or AdaMax).
+"""The optimizer chain: clip -> Neural GPU gradient noise -> Adam (or AdaMax) [-> params EMA].
 
 Also the DNGPU's optimizer ('clipped_adamax'): AdaMax whose gradients are
 clipped per element against the running infinity norm, with a beta2 warm-up.
@@ -98,14 +98,53 @@ def clipped_adamax(learning_rate: float, eps: float = 1e-8) -> optax.GradientTra
   return optax.chain(scale_by_clipped_adamax(eps=eps), optax.scale_by_learning_rate(learning_rate))
 
 
+class ParamsEmaState(NamedTuple):
+  count: jax.Array     # updates seen, for the warm-up of the decay
+  ema: optax.Params    # the moving average of the parameters after each update
+
+
+def ema_rate(decay: float, count):
+  """min(decay, (1 + t) / (10 + t)): early averages do not hold on to the initial parameters."""
+  return jnp.minimum(decay, (1.0 + count) / (10.0 + count))
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+  """Keeps a moving average of the parameters in the optimizer state; updates pass unchanged.
+
+  Last in the chain, so it sees the final updates. Living in the optimizer state, the
+  average is checkpointed, sharded and resumed like the Adam moments.
+  """
+
+  def init_fn(params):
+    return ParamsEmaState(count=jnp.zeros((), jnp.int32), ema=jax.tree.map(jnp.array, params))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError("params_ema: update needs the current params")
+    rate = ema_rate(decay, state.count.astype(jnp.float32))
+    ema = optax.incremental_update(optax.apply_updates(params, updates), state.ema, 1.0 - rate)
+    return updates, ParamsEmaState(state.count + 1, ema)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def averaged_params(opt_state, params):
+  """The moving average kept by params_ema, or params when the chain keeps none."""
+  is_ema = lambda s: isinstance(s, ParamsEmaState)
+  found = [s.ema for s in jax.tree.leaves(opt_state, is_leaf=is_ema) if is_ema(s)]
+  return found[0] if found else params
+
+
 OPTIMIZERS = {"adam": optax.adam, "adamax": optax.adamax, "clipped_adamax": clipped_adamax}
 CLIP_MODES = ("global_norm", "element", "none")
 
 
 def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
                    noise_scale: float, seed: int = 0, name: str = "adam",
-                   clip_mode: str = "global_norm") -> optax.GradientTransformationExtraArgs:
-  """clip -> noise (if noise_scale > 0) -> Adam (or AdaMax) with an injectable learning rate."""
+                   clip_mode: str = "global_norm", ema_decay: float = 0.0
+                   ) -> optax.GradientTransformationExtraArgs:
+  """clip -> noise (if noise_scale > 0) -> Adam (or AdaMax) with an injectable learning rate
+  -> a moving average of the parameters (if ema_decay > 0)."""
   parts = []
   if clip_mode == "global_norm":
     parts.append(optax.clip_by_global_norm(clip_norm))
@@ -114,6 +153,8 @@ def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
   if noise_scale > 0:
     parts.append(neural_gpu_noise(noise_scale, seed))  # after clipping, as the paper says
   parts.append(optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, eps=adam_eps))
+  if ema_decay > 0:
+    parts.append(params_ema(ema_decay))
   return optax.chain(*parts)
 
 

@@ -4,7 +4,7 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import ml_collections
@@ -104,21 +104,33 @@ class LoadedRun:
   predict_step: Any
 
 
-def load_run(workdir: str) -> LoadedRun:
-  """Config and params of a run (newest checkpoint) or of an exported model, compiled steps."""
+def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
+  """Config and params of a run (newest checkpoint) or of an exported model, compiled steps.
+
+  average_steps: the mean of these checkpoints' parameters instead (step: the last of them).
+  """
   config = load_config(workdir)
   task = tasks.get_task(config.task)
   mesh = parallel.make_mesh()
   if os.path.isdir(os.path.join(workdir, EXPORT_DIR)):
+    if average_steps:
+      raise ValueError(f"{workdir} is an exported model: it has no checkpoints to average")
     params, step = load_exported(workdir, config, task, mesh)
   else:
-    optimizer = steps.make_optimizer(config)
+    abstract = steps.abstract_state(config, task, steps.make_optimizer(config), mesh)
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-    restored = ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
-    ckpt.close()
-    if restored is None:
-      raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
-    params, step = restored[0].params, int(restored[0].step)
+    try:
+      if average_steps:
+        states = [ckpt.restore_at(int(s), abstract)[0] for s in average_steps]
+        params = jax.tree.map(lambda *a: sum(a) / len(a), *map(steps.eval_params, states))
+        step = max(int(s) for s in average_steps)
+      else:
+        restored = ckpt.restore(abstract)
+        if restored is None:
+          raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
+        params, step = steps.eval_params(restored[0]), int(restored[0].step)
+    finally:
+      ckpt.close()
   return LoadedRun(config, task, mesh, params, step,
                    steps.make_eval_step(config, mesh), steps.make_predict_step(config, mesh))
 

@@ -32,7 +32,13 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   o = config.optim
   return optim.make_optimizer(learning_rate=o.learning_rate, adam_eps=o.adam_eps,
                               clip_norm=o.clip_norm, noise_scale=o.noise_scale,
-                              seed=config.seed + 1, name=o.name, clip_mode=o.clip_mode)
+                              seed=config.seed + 1, name=o.name, clip_mode=o.clip_mode,
+                              ema_decay=o.ema_decay)
+
+
+def eval_params(state: TrainState) -> model.Params:
+  """The parameters that evaluation, export and predict use: the moving average if kept."""
+  return optim.averaged_params(state.opt_state, state.params)
 
 
 def cell_for(config: ml_collections.ConfigDict) -> cgru.Cell:

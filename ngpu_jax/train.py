@@ -171,8 +171,9 @@ class _Run:
       self.on_log(self.step, line)
 
   def evaluate(self, lengths, examples, seed, **extra) -> dict:
-    results = evaluate.evaluate_lengths(self._eval_step, self.state.params, self.task, self.mesh,
-                                        lengths, examples, self.config.eval.batch_size, seed)
+    results = evaluate.evaluate_lengths(self._eval_step, steps.eval_params(self.state), self.task,
+                                        self.mesh, lengths, examples, self.config.eval.batch_size,
+                                        seed)
     for length, r in results.items():
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
     return results
@@ -180,8 +181,9 @@ class _Run:
   def evaluate_probes(self, lengths, examples, seed) -> dict:
     if examples <= 0 or not probes.families(self.task):
       return {}
-    results = evaluate.evaluate_probes(self._eval_step, self.state.params, self.task, self.mesh,
-                                       lengths, examples, self.config.eval.batch_size, seed)
+    results = evaluate.evaluate_probes(self._eval_step, steps.eval_params(self.state), self.task,
+                                       self.mesh, lengths, examples, self.config.eval.batch_size,
+                                       seed)
     for (family, length), r in results.items():
       self.reporter.write("eval", self.step, {"eval_length": length, "probe": family, **r,
                                               "final": True})

@@ -15,7 +15,7 @@ SMOKE = ["--config=experiments/badd.py:smoke", "--config.num_steps=20", "--confi
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   wd = str(tmp_path_factory.mktemp("run") / "badd")
-  proc = run_module("ngpu_jax.main", *SMOKE, f"--workdir={wd}")
+  proc = run_module("ngpu_jax.main", *SMOKE, "--config.checkpoint_every=10", f"--workdir={wd}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   return wd, proc.stdout
 
@@ -50,6 +50,28 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   probe_lines = {(m["probe"], m["eval_length"]) for m in new if "probe" in m}
   assert probe_lines == {(f, n) for f in ("max_plus_one", "max_plus_max", "alternating",
                                           "carry_chain_random_start") for n in (7, 41)}
+
+
+def test_evaluate_scores_the_mean_of_checkpoints(workdir):
+  import jax
+  import numpy as np
+  from ngpu_jax import runs
+  wd, _ = workdir
+  before = len(report.read_metrics(wd))
+  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=12", "--examples=10",
+                    "--probe_examples=0", "--average_steps=10,20")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "badd at the mean of steps [10, 20]" in proc.stdout
+  new = report.read_metrics(wd)[before:]
+  assert [(m["step"], m["eval_length"], m["averaged_steps"]) for m in new] == [(20, 12, [10, 20])]
+  p10, p20, mean = (jax.tree.leaves(jax.device_get(runs.load_run(wd, s).params))
+                    for s in ([10], [20], [10, 20]))
+  assert any(not np.array_equal(a, b) for a, b in zip(p10, p20))
+  for a, b, m in zip(p10, p20, mean):
+    np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6)
+  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--average_steps=10,15")
+  assert proc.returncode == 2
+  assert "no checkpoint of step 15" in proc.stderr and "kept: [10, 20]" in proc.stderr
 
 
 def test_predict_answers_one_line_per_problem(workdir):

@@ -103,3 +103,23 @@ def test_lr_decay_rules_and_floor():
   assert run("no_progress_2", [1.0, 1.1, 1.2, 0.9]) == ([False, False, True, False], 0.5)
   assert run("worse_than_3", [1.0, 1.1, 1.2, 1.3]) == ([False, False, False, True], 0.5)
   assert run("no_progress_2", [1.0, 2.0, 3.0, 4.0, 5.0], factor_floor=0.3)[1] == 0.3
+
+
+def test_params_ema_tracks_the_updated_params_and_leaves_updates_alone():
+  params = {"w": jnp.array([1.0, -2.0])}
+  plain = optim.make_optimizer(learning_rate=0.1, adam_eps=1e-8, clip_norm=10.0, noise_scale=0.0)
+  tx = optim.make_optimizer(learning_rate=0.1, adam_eps=1e-8, clip_norm=10.0, noise_scale=0.0,
+                            ema_decay=0.5)
+  s_plain, state = plain.init(params), tx.init(params)
+  assert optim.averaged_params(s_plain, params) is params  # no average kept: the params
+  ema = np.array([1.0, -2.0])
+  for t, g in enumerate(([1.0, 1.0], [-3.0, 0.5], [2.0, 2.0])):
+    grads = {"w": jnp.array(g)}
+    u_plain, s_plain = plain.update(grads, s_plain, params)
+    updates, state = tx.update(grads, state, params)
+    np.testing.assert_array_equal(updates["w"], u_plain["w"])
+    params = optax.apply_updates(params, updates)
+    rate = min(0.5, (1 + t) / (10 + t))  # the warm-up: 0.1, 0.18, 0.25 before 0.5
+    ema = rate * ema + (1 - rate) * np.asarray(params["w"])
+    np.testing.assert_allclose(optim.averaged_params(state, params)["w"], ema, rtol=1e-6)
+  assert float(optim.get_learning_rate(state)) == pytest.approx(0.1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_module, tiny_config
-from ngpu_jax import data, parallel, report, runs, steps, tasks, train
+from ngpu_jax import checkpoint, data, evaluate, parallel, report, runs, steps, tasks, train
 
 
 def _first_losses(config, n=2):
@@ -44,18 +44,43 @@ def _train_lines(workdir):
           for m in report.read_metrics(workdir) if m["kind"] == "train"]
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-  # Noise on and relaxation windows inside the run: every piece of state must resume.
-  config = tiny_config(**{"optim.noise_scale": 0.5})
+def _last_params(workdir):
+  """The newest checkpoint's own parameters, not the average that load_run gives."""
+  loaded = runs.load_run(str(workdir))
+  state, _ = checkpoint.Checkpointer(str(workdir)).restore(steps.abstract_state(
+      loaded.config, loaded.task, steps.make_optimizer(loaded.config), loaded.mesh))
+  return jax.device_get(state.params)
+
+
+def _assert_same(tree_a, tree_b):
+  for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
+  # Noise, a parameter average and relaxation windows inside the run: every piece of state
+  # must resume.
+  config = tiny_config(**{"optim.noise_scale": 0.5, "optim.ema_decay": 0.9})
+  scored = []
+  def recording(eval_step, params, *args):
+    scored.append(jax.device_get(params))
+    return evaluate_lengths(eval_step, params, *args)
+  evaluate_lengths = evaluate.evaluate_lengths
+  monkeypatch.setattr(evaluate, "evaluate_lengths", recording)
   train.train_and_evaluate(config, str(tmp_path / "full"))
+  monkeypatch.undo()
   config.num_steps = 10
   train.train_and_evaluate(config, str(tmp_path / "split"))
   config.num_steps = 20
   result = train.train_and_evaluate(config, str(tmp_path / "split"))
   assert result["step"] == 20
-  full, split = _params(tmp_path / "full"), _params(tmp_path / "split")
-  for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(split)):
-    np.testing.assert_array_equal(a, b)
+  _assert_same(_params(tmp_path / "full"), _params(tmp_path / "split"))
+  _assert_same(_last_params(tmp_path / "full"), _last_params(tmp_path / "split"))
+  # The final evaluation scored the average, which is not the last parameters.
+  average, last = _params(tmp_path / "full"), _last_params(tmp_path / "full")
+  _assert_same(scored[-1], average)
+  assert max(float(np.max(np.abs(a - b)))
+             for a, b in zip(jax.tree.leaves(last), jax.tree.leaves(average))) > 1e-4
   assert _train_lines(tmp_path / "full") == _train_lines(tmp_path / "split")
   with open(tmp_path / "split" / "config.json") as f:
     assert json.load(f)["num_steps"] == 20
