@@ -61,8 +61,7 @@ class Checkpointer:
     """(state, schedule) of the newest readable checkpoint, or None when there is none."""
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
-        out = self._mngr.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
+        out = self._restore_step(step, abstract_state)
       except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
         self._set_aside(step, e)
         continue
@@ -77,9 +76,12 @@ class Checkpointer:
     kept = sorted(self._mngr.all_steps())
     if step not in kept:
       raise ValueError(f"no checkpoint of step {step} in {self.directory}; kept: {kept}")
-    out = self._mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
+    out = self._restore_step(step, abstract_state)
     return out.state, out.schedule
+
+  def _restore_step(self, step: int, abstract_state):
+    return self._mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
 
   def _set_aside(self, step: int, error: Exception) -> None:
     src = os.path.join(self.directory, str(step))
