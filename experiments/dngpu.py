@@ -40,8 +40,8 @@ Expected result:
   (12% of symbols); seed 2 1.4% wrong at 401; seed 0 99.8% (it was 1/128 at step 1,500: the
   long-length error swings between evaluations). results/i7_cpu_dngpu/.
 - copy, 3 seeds, stopping once the step-500 evaluation is exact at 41 and 401: every seed
-  stops there (9m16s-9m21s of CPU training) and is exact on 512 rows at 41 and 401 and on 64
-  at 4001. The faithful model was wrong at 401 on 72-100% of rows in all 5 seeds.
+  stops there (8m49s-9m21s of CPU training) and is exact on 512 rows at 41 and 401 and on 64
+  at 4001. The faithful model was wrong at 401 on 48-100% of rows in all 5 seeds.
   pretrained/copy is seed 0.
 - duplicate, seed 0: 1/512 rows wrong at 41 and 72.9% at 401 after 25 minutes (1,350 steps).
   decimal add, seed 0: every row wrong after 11 minutes (600 steps, 1.14 s each). decimal mul
