@@ -28,7 +28,7 @@ flags.DEFINE_list("conv_impls", ["hybrid", "im2col", "xla"],
                   "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
                   "picks by backend; this shows whether the pick is the fast one).")
 flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
-SECTIONS = ("train", "conv", "dngpu", "forward", "launch")
+SECTIONS = ("train", "conv", "dngpu", "batches", "forward", "launch")
 flags.DEFINE_multi_enum("sections", list(SECTIONS), SECTIONS, "What to measure.")
 flags.DEFINE_enum("dngpu_task", "badd", ["badd", "bmul"], "Which experiments/dngpu.py config the "
                   "DNGPU all-bins step is timed at (badd: 48 maps, bmul: 96).")
@@ -126,6 +126,32 @@ def bench_all_buckets(config, task, mesh, reps):
           "gflops_per_s": flops / step_s / 1e9}
 
 
+def bench_batches(config, task, reps: int) -> dict:
+  """Host time to build one step's training batches, per data generator (median over steps)."""
+  from ngpu_jax import steps, train  # pylint: disable=g-import-not-at-top
+  layout = steps.bin_layout(config)
+  out = {}
+  for generator in ("exact", "vectorized"):
+    config.data_generator = generator
+    times = []
+    for step in range(reps + 1):  # step 0 warms up
+      t = time.perf_counter()
+      train.training_batches(config, task, step, config.curriculum.max_length, layout)
+      times.append(time.perf_counter() - t)
+    out[f"{generator}_ms"] = 1e3 * statistics.median(times[1:])
+  bins = [n for group in layout for n in group] if layout else [config.curriculum.max_length]
+  return {"task": task.name, "bins": bins, "batch": config.batch_size,
+          "bin_lengths": config.curriculum.bin_lengths,
+          "shorter_fraction": config.curriculum.shorter_fraction, **out,
+          "speedup": out["exact_ms"] / out["vectorized_ms"]}
+
+
+def format_batches(r: dict) -> str:
+  return (f"host batch ({r['task']}, {len(r['bins'])} bins x {r['batch']}, {r['bin_lengths']}, "
+          f"shorter {r['shorter_fraction']:g}): exact {r['exact_ms']:.1f} ms, vectorized "
+          f"{r['vectorized_ms']:.2f} ms ({r['speedup']:.0f}x)")
+
+
 def bench_forward(config, task, mesh, length, batch_sizes, reps):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -209,7 +235,8 @@ def main(argv):
   result = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "device_kind": jax.devices()[0].device_kind, "devices": mesh.devices.size,
             "platform": jax.devices()[0].platform, "jax": jax.__version__,
-            "matmul_gflops_per_s": peak, "quick": FLAGS.quick, "rows": [], "launch": None}
+            "matmul_gflops_per_s": peak, "quick": FLAGS.quick, "rows": [], "launch": None,
+            "batches": None}
   print(f"devices: {mesh.devices.size} x {result['device_kind']}; float32 matmul "
         f"{8192 if gpu else 2048}^3: {peak:.1f} GFLOP/s\n{HEADER}", flush=True)
 
@@ -242,6 +269,11 @@ def main(argv):
     dconfig.curriculum.bin_groups, dconfig.model.scan_unroll = int(groups), int(unroll or 1)
     configlib.validate(dconfig)
     emit([bench_all_buckets(dconfig, tasks.get_task(FLAGS.dngpu_task), mesh, max(2, reps // 2))])
+  if "batches" in sections:
+    dconfig = dngpu_config(FLAGS.dngpu_task)
+    result["batches"] = bench_batches(dconfig, tasks.get_task(FLAGS.dngpu_task), reps)
+    print(format_batches(result["batches"]), flush=True)
+    emit([])
   sizes_401 = (32, 128, 512) if gpu else (8, 16, 32)
   if "forward" in sections:
     emit([bench_forward(config, task, mesh, 401, sizes_401[1:2] if FLAGS.quick else sizes_401,

@@ -45,12 +45,20 @@ def _variant(config: dict) -> str:
   from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
   if config.get("variant"):
     return config["variant"]
+  config = runs.with_defaults(config)  # older runs: the settings they really had
   base = runs.config_to_dict(configlib.base(config["task"]))
   diff = [d for d in runs.config_diff(base, config)
           if not d.startswith(("seed:", "final_eval.", "eval.", "log_every", "checkpoint_every",
                                "keep_checkpoints", "num_steps", "max_train_minutes",
-                               "stop_when_solved"))]
-  return "; ".join(d.split(":")[0] + "=" + d.split("-> ")[-1] for d in diff) or "paper"
+                               "stop_when_solved", "stop_rule",
+                               "data_generator"))]  # same problems' distribution either way
+  labels = [d.split(":")[0] + "=" + d.split("-> ")[-1] for d in diff]
+  # The training settings of the earlier protocol, all at once, read as one label.
+  previous = [f"{k}={v!r}" for k, v in configlib.LEGACY_DEFAULTS.items()
+              if not k.startswith(("eval.", "stop_rule", "data_generator"))]
+  if previous and all(p in labels for p in previous):
+    labels = ["paper, previous protocol"] + [x for x in labels if x not in previous]
+  return "; ".join(labels) or "paper"
 
 
 def _last_step(entries: list[dict]) -> list[dict]:

@@ -11,7 +11,19 @@ import ml_collections
 
 # Fields a resumed run may change without being a different experiment.
 RESUMABLE_CHANGES = ("variant", "num_steps", "max_train_minutes", "log_every", "eval", "final_eval", "stop_when_solved",
-                     "checkpoint_every", "keep_checkpoints")
+                     "stop_rule", "checkpoint_every", "keep_checkpoints")
+
+# Fields whose base() default changed when the references' training protocol became the
+# default: a config.json written before a field existed ran with the value here, so that is
+# what loading it fills in (runs.with_defaults), and what aggregate labels it by.
+LEGACY_DEFAULTS = {
+    "stop_rule": "exact_at_eval_lengths",
+    "relax.init": "shared",
+    "optim.lr_decay_rule": "worse_than_3",
+    "eval.fresh": False,
+    "eval.far_lengths": (),
+    "data_generator": "exact",
+}
 
 
 def base(task: str) -> ml_collections.ConfigDict:
@@ -24,8 +36,11 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.num_steps = 30_000     # training steps (the run may stop earlier, see stop_when_solved)
   c.max_train_minutes = 0.0  # stop (checkpoint, final evaluation) after this much training time,
                              # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
+  c.zero_pad_targets = False  # arithmetic: '0' digits instead of blanks up to the problem's length
+                             # (the DNGPU writes bmul answers so); evaluation and predict follow
   c.hard_mix = 0.0         # fraction of every training batch drawn from the task's hard-case probe
                            # families instead of random operands (robustness training); arithmetic only
+  c.data_generator = "vectorized"  # training problems a batch at a time (fastgen), or 'exact': one by one
 
   c.model = ml_collections.ConfigDict()
   c.model.maps = 24        # M: maps (channels) of the mental image
@@ -44,6 +59,12 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.model.squash_input = False  # pass the embedded input through the candidate function, so the
                                 # state starts inside [-1, 1] (DNGPU; without it hard gates let
                                 # the input scale grow: measured, grad norm 1e5 by step 25)
+  c.model.input_path = "embed"  # 'embed': U(-1.7, 1.7) embedding, tanh, 1x1 conv (the paper's
+                                # code); 'onehot': one-hot symbols through a Glorot-initialised
+                                # 1x1 conv with bias, nothing else (the DNGPU's)
+  c.model.readout = "own_length"  # 'own_length': each example read after its own n steps (paper);
+                                  # 'final': every example read after the batch's full width, so a
+                                  # short problem must hold its answer to the end (DNGPU)
   c.model.conv_impl = "auto"  # 'hybrid' (fast on CPU), 'im2col' (GPU), 'xla' (lax.conv), or 'auto':
                               # the one measured fastest on the running backend
   c.model.scan_unroll = 1    # steps per scan iteration (same numbers; fewer loop trips on GPU)
@@ -54,6 +75,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.relax.pull_start = 0.0005  # initial weight of sum_k ||theta_k - mean||^2
   c.relax.pull_factor = 1.2    # pull x this at each window that meets the curriculum criterion
   c.relax.pull_max = 0.1       # from here on such windows average the copies instead
+  c.relax.init = "independent"  # each copy its own random draw (the original's code), or 'shared':
+                                # every copy starts from one draw
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adam"        # or 'adamax' (optax.adamax), or 'clipped_adamax' (the DNGPU's:
@@ -63,10 +86,17 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.optim.adam_eps = 1e-4      # the reference's eps; optax's default 1e-8 is much smaller
   c.optim.clip_norm = 1.0      # the clipping bound (global norm, or per element)
   c.optim.lr_decay = 0.98      # lr x this when lr_decay_rule fires at the end of a window
-  c.optim.lr_decay_rule = "worse_than_3"  # loss worse than the last 3 windows' (paper), or
-                                          # 'no_progress_2': 2 windows without improvement (DNGPU)
+  c.optim.lr_decay_rule = "original"  # 'worse_than_3': loss worse than the last 3 windows'; 'original':
+                                      # that, except at the window right after a curriculum advance,
+                                      # plus a decay at each averaging of the copies whose window
+                                      # error is below 5% (the original trainer's late phase);
+                                      # 'no_progress_2': 2 windows without improvement (DNGPU)
   c.optim.min_lr_factor = 0.0  # decays stop at learning_rate * this (DNGPU: 1/60)
-  c.optim.noise_scale = 0.0    # gradient noise: scale * sqrt(seq_err / (t+1)^0.55); 0 = off
+  c.optim.noise_scale = 0.0    # gradient noise (truncated normal after clipping); 0 = off
+  c.optim.noise_kind = "error_scaled"  # std = scale * sqrt(seq_err / (t+1)^0.55), none below 2%
+                                       # error (the paper); 'lr_scaled': std = scale * lr (DNGPU)
+  c.optim.rollback_lr_factor = 0.5  # on a non-finite loss: back to the last checkpoint, lr x this
+  c.optim.max_rollbacks = 3    # rollbacks allowed per run; past them the run stops with an error
   c.optim.ema_decay = 0.0      # > 0: evaluate, export and predict with a moving average of the
                                # parameters (decay per step); 0 = the last parameters
 
@@ -85,6 +115,9 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.curriculum.bin_lengths = "exact"  # all_buckets: 'exact' puts every problem of a bin at the
                                    # bin's length; 'spread' draws each from (previous bin, bin],
                                    # so every length from min_length on is trained, not 9 of them
+  c.curriculum.shorter_fraction = 0.0  # spread: this fraction of each bin drawn from the lengths
+                                   # below the previous bin (DNGPU: ~5%; with readout 'final' those
+                                   # must hold their answer through many more steps)
   c.curriculum.min_length = 3      # shortest training length
   c.curriculum.start_length = 6    # curriculum length at step 0
   c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
@@ -102,8 +135,13 @@ def base(task: str) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 1000          # steps between evaluations during training
-  c.eval.lengths = (41,)       # lengths evaluated during training
-  c.eval.examples = 128        # fresh random examples per length
+  # Lengths evaluated during training: the training length and past it, so metrics.jsonl shows
+  # the generalization front (the longest length up to which every evaluated length is exact).
+  c.eval.lengths = (41, 51, 61, 81, 121)
+  c.eval.far_lengths = (201, 401)  # evaluated every far_every steps only (they cost W^2)
+  c.eval.far_every = 5000
+  c.eval.examples = 128        # random examples per length
+  c.eval.fresh = True          # new problems at every evaluation (False: the same ones each time)
   c.eval.batch_size = 64       # examples per forward pass (memory bound at long lengths)
 
   c.final_eval = ml_collections.ConfigDict()
@@ -115,7 +153,11 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.final_eval.long_lengths = (4001,)
   c.final_eval.long_examples = 64
 
-  c.stop_when_solved = True    # stop once the curriculum is done and eval.lengths are error-free
+  c.stop_when_solved = True    # stop once stop_rule holds (else at num_steps / max_train_minutes)
+  c.stop_rule = "exact_at_long"  # 'exact_at_long': an evaluation exact at every length up to 401
+                                 # (far lengths included) and then on fresh final_eval.long_lengths
+                                 # problems (4001); 'exact_at_eval_lengths': curriculum done and
+                                 # eval.lengths exact (stops 1-2k steps after reaching 41)
   return c
 
 
@@ -132,6 +174,8 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.checkpoint_every = 20
   c.eval.every = 30
   c.eval.lengths = (12,)
+  c.eval.far_lengths = ()
+  c.eval.far_every = 60
   c.eval.examples = 16
   c.eval.batch_size = 16
   c.final_eval.lengths = (12, 24)
@@ -152,10 +196,37 @@ def load_experiment(path: str):
   return module
 
 
+def set_field(c: ml_collections.ConfigDict, dotted: str, value) -> None:
+  """c.a.b = value for dotted = 'a.b'."""
+  *path, name = dotted.split(".")
+  for k in path:
+    c = c[k]
+  c[name] = value
+
+
+# The paper model's forms besides the default (its reference protocol):
+#   noise     the paper's gradient noise, on (the released code trained without it)
+#   previous  this project's earlier protocol: LEGACY_DEFAULTS (stop at the first exact
+#             evaluation at 41, copies from one draw, the plain x0.98 rule, fixed problems)
+#   smoke     a run of seconds (combines with the others: 'noise,smoke')
+FORMS = ("noise", "previous", "smoke")
+NOISE_SCALE = 1.0
+
+
 def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
-  """What an experiment file's get_config does: base(task), smoke form on 'smoke'."""
+  """What an experiment file's get_config does: base(task) in the forms named by arg."""
+  forms = [f for f in (arg or "").split(",") if f]
+  unknown = [f for f in forms if f not in FORMS]
+  if unknown:
+    raise ValueError(f"unknown config form(s) {unknown} for {task}; known: {', '.join(FORMS)}")
   c = base(task)
-  return smoke(c) if arg == "smoke" else c
+  if "noise" in forms:
+    c.optim.noise_scale = NOISE_SCALE
+    c.variant = "paper + gradient noise"
+  if "previous" in forms:
+    for dotted, value in {**LEGACY_DEFAULTS, "eval.lengths": (41,)}.items():
+      set_field(c, dotted, value)
+  return smoke(c) if "smoke" in forms else c
 
 
 # Seeds per task in the reproduction table: the issue asks for 5 where a run is cheap, 3 where
@@ -186,6 +257,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(0.0 <= c.hard_mix < 1.0, f"hard_mix: must be in [0, 1), got {c.hard_mix!r}")
   need(c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,
        f"hard_mix: the probe families exist for the arithmetic tasks only, not {c.task!r}")
+  need(c.data_generator in ("exact", "vectorized"),
+       f"data_generator: must be exact or vectorized, got {c.data_generator!r}")
   m, cur = c.model, c.curriculum
   for name in ("maps", "rows", "layers"):
     need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
@@ -209,6 +282,27 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(cur.bin_lengths == "exact" or cur.mode == "all_buckets",
        f"curriculum.bin_lengths: spread fills the bins of mode all_buckets; mode {cur.mode!r} "
        "has no bins to fill")
+  need(0.0 <= cur.shorter_fraction < 1.0 and (cur.shorter_fraction == 0 or cur.bin_lengths == "spread"),
+       f"curriculum.shorter_fraction: must be in [0, 1), and 0 unless bin_lengths is spread, "
+       f"got {cur.shorter_fraction!r}")
+  need(m.readout in ("own_length", "final"),
+       f"model.readout: must be own_length or final, got {m.readout!r}")
+  need(not (m.readout == "final" and cur.mode == "all_buckets" and cur.bin_groups > 0),
+       "model.readout: final reads each bin after its own width; bin_groups packs bins into "
+       "wider scans, so it needs curriculum.bin_groups=0")
+  need(m.input_path in ("embed", "onehot"), f"model.input_path: must be embed or onehot, got {m.input_path!r}")
+  need(c.relax.init in ("independent", "shared"),
+       f"relax.init: must be independent or shared, got {c.relax.init!r}")
+  need(c.optim.noise_kind in optim.NOISE_KINDS,
+       f"optim.noise_kind: must be one of {optim.NOISE_KINDS}, got {c.optim.noise_kind!r}")
+  need(0 < c.optim.rollback_lr_factor <= 1,
+       f"optim.rollback_lr_factor: must be in (0, 1], got {c.optim.rollback_lr_factor}")
+  need(isinstance(c.optim.max_rollbacks, int) and c.optim.max_rollbacks >= 0,
+       f"optim.max_rollbacks: must be an int >= 0, got {c.optim.max_rollbacks!r}")
+  need(c.stop_rule in ("exact_at_long", "exact_at_eval_lengths"),
+       f"stop_rule: must be exact_at_long or exact_at_eval_lengths, got {c.stop_rule!r}")
+  need(not c.zero_pad_targets or c.task in tasks.ARITHMETIC,
+       f"zero_pad_targets: pads numbers with '0' digits, so arithmetic tasks only, not {c.task!r}")
   need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
        f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}")
   need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
@@ -253,10 +347,14 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(0 < cur.threshold <= 1, f"curriculum.threshold: must be in (0, 1], got {cur.threshold}")
   need(isinstance(cur.window, int) and cur.window > 0, f"curriculum.window: must be a positive int, got {cur.window!r}")
   need(0 <= cur.p_recent <= 1 and 0 <= cur.p_full <= 1, "curriculum: p_recent and p_full must be probabilities")
-  for group in ("eval", "final_eval"):
-    lengths = tuple(c[group].lengths)
+  need(isinstance(c.eval.far_every, int) and c.eval.far_every > 0
+       and (not c.eval.far_lengths or c.eval.far_every % max(int(c.eval.every), 1) == 0),
+       f"eval.far_every: must be a positive multiple of eval.every={c.eval.every}, got "
+       f"{c.eval.far_every!r}")
+  for group, field in (("eval", "lengths"), ("eval", "far_lengths"), ("final_eval", "lengths")):
+    lengths = tuple(c[group][field])
     need(all(isinstance(n, int) and n >= cur.min_length for n in lengths),
-         f"{group}.lengths: must be ints >= curriculum.min_length, got {lengths!r}")
+         f"{group}.{field}: must be ints >= curriculum.min_length, got {lengths!r}")
     need(c[group].examples > 0, f"{group}.examples: must be positive")
   need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
   need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")

@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ngpu_jax import tasks
+from ngpu_jax import fastgen, tasks
 
 
 class Batch(NamedTuple):
@@ -41,10 +41,17 @@ def sample_length(rng: np.random.Generator, min_length: int, cur_length: int,
 
 
 def make_batch(task: tasks.Task, rng: np.random.Generator, batch_size: int, length: int,
-               width: int) -> Batch:
-  """batch_size problems of `length`, padded to `width` columns."""
+               width: int, vectorized: bool = False) -> Batch:
+  """batch_size problems of `length`, padded to `width` columns.
+
+  vectorized: drawn by fastgen (same distribution, another random stream) instead of
+  problem by problem.
+  """
   if length > width:
     raise ValueError(f"length {length} does not fit width {width}")
+  if vectorized:
+    n_B = np.full((batch_size,), length, np.int32)
+    return Batch(*fastgen.sample(task, rng, n_B, width), n_B)
   x_BxL, y_BxL = task.sample_batch(rng, batch_size, length)
   pad = ((0, 0), (0, width - length))
   return Batch(np.pad(x_BxL, pad).astype(np.int32), np.pad(y_BxL, pad).astype(np.int32),
@@ -60,18 +67,19 @@ def hard_mix_rng(seed: int, step: int) -> np.random.Generator:
   return np.random.default_rng([seed, step, 2])
 
 
-def eval_rng(seed: int, length: int) -> np.random.Generator:
-  # A stream of its own (tag 1), so evaluation never consumes training data.
-  return np.random.default_rng([seed, length, 1])
+def eval_rng(seed: int, length: int, draw: int | None = None) -> np.random.Generator:
+  """Evaluation problems: a stream of their own (tag 1), so evaluation never consumes
+  training data; each `draw` (e.g. the step of a periodic evaluation) a fresh set."""
+  return np.random.default_rng([seed, length, 1] + ([] if draw is None else [draw]))
 
 
 def train_batch(task: tasks.Task, seed: int, step: int, batch_size: int, min_length: int,
                 cur_length: int, max_length: int, buckets: Sequence[int],
-                p_recent: float = 0.6, p_full: float = 0.25) -> Batch:
+                p_recent: float = 0.6, p_full: float = 0.25, vectorized: bool = False) -> Batch:
   """The global training batch of `step`: one curriculum length for the whole batch."""
   rng = train_rng(seed, step)
   length = sample_length(rng, min_length, cur_length, max_length, p_recent, p_full)
-  return make_batch(task, rng, batch_size, length, bucket_for(length, buckets))
+  return make_batch(task, rng, batch_size, length, bucket_for(length, buckets), vectorized)
 
 
 def all_bucket_lengths(buckets: Sequence[int], max_length: int) -> list[int]:
@@ -80,28 +88,44 @@ def all_bucket_lengths(buckets: Sequence[int], max_length: int) -> list[int]:
 
 
 def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
-                       lengths: Sequence[int], spread_from: int | None = None
+                       lengths: Sequence[int], spread_from: int | None = None,
+                       shorter_fraction: float = 0.0, vectorized: bool = False
                        ) -> tuple[Batch, ...]:
   """One batch of batch_size problems per bin length (no curriculum), for `step`.
 
   spread_from=None: every problem of a bin has the bin's length. spread_from=m:
   each problem's length is drawn from (previous bin, bin] (from m for the first
   bin) and padded to the bin, so training sees every length from m to the last bin.
+  shorter_fraction (spread only): each problem of a bin after the first is, with this
+  probability, drawn from [m, previous bin] instead (the DNGPU's ~5%).
+  vectorized: the problems drawn by fastgen (the lengths are drawn as without it).
   """
   rng = train_rng(seed, step)
   if spread_from is None:
-    return tuple(make_batch(task, rng, batch_size, n, n) for n in lengths)
+    return tuple(make_batch(task, rng, batch_size, n, n, vectorized) for n in lengths)
   if list(lengths) != sorted(lengths) or spread_from > lengths[0]:
     raise ValueError(f"spread bins need ascending lengths from {spread_from}, got {list(lengths)}")
   out, lo = [], spread_from
   for n in lengths:
     n_B = rng.integers(lo, n + 1, size=batch_size).astype(np.int32)
-    x_BxW, y_BxW = np.zeros((batch_size, n), np.int32), np.zeros((batch_size, n), np.int32)
-    for i, length in enumerate(n_B.tolist()):
-      x_BxW[i, :length], y_BxW[i, :length] = task.sample(rng, length)
-    out.append(Batch(x_BxW, y_BxW, n_B))
+    if shorter_fraction > 0 and lo > spread_from:
+      # Nothing is drawn at fraction 0, so the streams of runs without it stay as they were.
+      short_B = rng.integers(spread_from, lo, size=batch_size).astype(np.int32)
+      n_B = np.where(rng.random(batch_size) < shorter_fraction, short_B, n_B)
+    out.append(Batch(*_spread_problems(task, rng, n_B, n, vectorized), n_B))
     lo = n + 1
   return tuple(out)
+
+
+def _spread_problems(task: tasks.Task, rng: np.random.Generator, n_B: np.ndarray, width: int,
+                     vectorized: bool) -> tuple[np.ndarray, np.ndarray]:
+  """x_BxW, y_BxW: one problem of length n_B[i] per row, padded to width."""
+  if vectorized:
+    return fastgen.sample(task, rng, n_B, width)
+  x_BxW, y_BxW = np.zeros((len(n_B), width), np.int32), np.zeros((len(n_B), width), np.int32)
+  for i, length in enumerate(n_B.tolist()):
+    x_BxW[i, :length], y_BxW[i, :length] = task.sample(rng, length)
+  return x_BxW, y_BxW
 
 
 def bin_groups(lengths: Sequence[int], n_groups: int) -> list[list[int]]:

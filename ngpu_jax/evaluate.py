@@ -44,11 +44,12 @@ def score(eval_step, params, mesh, make: Callable[[int], data.Batch], examples: 
 
 
 def evaluate_lengths(eval_step, params, task: tasks.Task, mesh, lengths: Sequence[int],
-                     examples: int, batch_size: int, seed: int) -> dict[int, dict]:
-  """{length: score} on fresh random problems from a stream of their own per (seed, length)."""
+                     examples: int, batch_size: int, seed: int,
+                     draw: int | None = None) -> dict[int, dict]:
+  """{length: score} on random problems from a stream of their own per (seed, length, draw)."""
   results = {}
   for length in lengths:
-    rng = data.eval_rng(seed, length)
+    rng = data.eval_rng(seed, length, draw)
     results[int(length)] = score(
         eval_step, params, mesh, lambda bs, rng=rng, n=length: data.make_batch(task, rng, bs, n, n),
         examples, batch_size)

@@ -3,6 +3,7 @@
 Params are a plain dict pytree:
   embed        VxM     symbol embeddings (row 0, the blank, is held at zero)
   embed_proj   {k: MxM, b: M}     1x1 conv from the embedding into row 0 of the state
+  (or, for the one-hot input path: embed VxM = the 1x1 conv's kernel, embed_b M its bias)
   steps        {gates_k: RxLx3xKxMx2M, gates_b: RxLx2M, cand_k: RxLx3xKxMxM, cand_b: RxLxM}
                (K = 3 kernel rows, or 1 for a 1-D state)
                R relaxation copies of the L CGRU layers of one step; step t uses copy t % R
@@ -28,27 +29,49 @@ def _uniform(key, shape, fan_in, scale=KERNEL_SCALE):
 
 
 def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: int,
-         relax_copies: int, kernel_rows: int = 3, kernel_scale: float = KERNEL_SCALE) -> Params:
-  """Fresh parameters; every relaxation copy starts from the same draw.
+         relax_copies: int, kernel_rows: int = 3, kernel_scale: float = KERNEL_SCALE,
+         relax_init: str = "shared", input_path: str = "embed") -> Params:
+  """Fresh parameters.
 
   kernel_rows is 3 for the paper's 4-row image and 1 for a 1-D state (3x1 kernels).
   Step kernels start uniform in +-kernel_scale * sqrt(3 / fan_in); 1.0 is Glorot's
   bound for these square kernels (the DNGPU's), 1.8 the paper code's.
+  relax_init 'independent' draws every relaxation copy on its own (the original's
+  code); 'shared' starts them all from one draw. input_path 'embed' is the paper's
+  embedding + 1x1 projection; 'onehot' a Glorot-initialised 1x1 conv of the one-hot
+  symbols (embed: VxM, embed_b: M), the DNGPU's.
   """
   m, k, kh = maps, jax.random.split(key, 5), kernel_rows
-  embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
-  one = {
-      "gates_k": _uniform(k[2], (layers, 3, kh, m, 2 * m), 3 * kh * m, kernel_scale),
-      "gates_b": jnp.zeros((layers, 2 * m)),
-      "cand_k": _uniform(k[3], (layers, 3, kh, m, m), 3 * kh * m, kernel_scale),
-      "cand_b": jnp.zeros((layers, m)),
-  }
-  return {
-      "embed": embed.at[0].set(0.0),
-      "embed_proj": {"k": _uniform(k[1], (m, m), m), "b": jnp.zeros((m,))},
-      "steps": jax.tree.map(lambda a: jnp.broadcast_to(a, (relax_copies,) + a.shape), one),
-      "readout": {"k": _uniform(k[4], (m, n_classes), m), "b": jnp.zeros((n_classes,))},
-  }
+
+  def step_set(key_g, key_c, shape_prefix):
+    return {
+        "gates_k": _uniform(key_g, shape_prefix + (layers, 3, kh, m, 2 * m), 3 * kh * m,
+                            kernel_scale),
+        "gates_b": jnp.zeros(shape_prefix + (layers, 2 * m)),
+        "cand_k": _uniform(key_c, shape_prefix + (layers, 3, kh, m, m), 3 * kh * m, kernel_scale),
+        "cand_b": jnp.zeros(shape_prefix + (layers, m)),
+    }
+
+  if relax_init == "independent":
+    steps = step_set(k[2], k[3], (relax_copies,))
+  elif relax_init == "shared":
+    steps = jax.tree.map(lambda a: jnp.broadcast_to(a, (relax_copies,) + a.shape),
+                         step_set(k[2], k[3], ()))
+  else:
+    raise ValueError(f"unknown relax_init {relax_init!r}")
+  params = {"steps": steps,
+            "readout": {"k": _uniform(k[4], (m, n_classes), m), "b": jnp.zeros((n_classes,))}}
+  if input_path == "embed":
+    embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
+    params["embed"] = embed.at[0].set(0.0)
+    params["embed_proj"] = {"k": _uniform(k[1], (m, m), m), "b": jnp.zeros((m,))}
+  elif input_path == "onehot":
+    glorot = (6.0 / (n_symbols + m)) ** 0.5
+    params["embed"] = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -glorot, glorot)
+    params["embed_b"] = jnp.zeros((m,))
+  else:
+    raise ValueError(f"unknown input_path {input_path!r}")
+  return params
 
 
 def count_params(params: Params) -> int:
@@ -63,11 +86,14 @@ def _dropout(key, s, rate):
 def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
           cell: cgru.Cell = cgru.Cell(), conv_impl: str = "auto", dropout_rate: float = 0.0,
           dropout_on: str = "state", dropout_key: jax.Array | None = None, remat: bool = True,
-          scan_unroll: int = 1, return_states: bool = False, return_saturation: bool = False):
+          scan_unroll: int = 1, return_states: bool = False, return_saturation: bool = False,
+          readout: str = "own_length"):
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
+  readout='final' instead reads every example (n_B > 0) after all W steps, with
+  every column active (see readout_lengths).
   Dropout hits the whole state between steps (the paper) or the embedded
   input and each layer's candidate (DNGPU). With return_states or return_saturation the result is
   (logits, aux): aux["states"] is the mental image after every step,
@@ -75,6 +101,7 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
   aux["saturation"] the saturation cost per active column and step.
   """
   b, w = x_BxW.shape
+  n_B = readout_lengths(n_B, w, readout)
   steps = params["steps"]
   relax_copies = jax.tree.leaves(steps)[0].shape[0]
   maps = params["embed"].shape[1]
@@ -82,8 +109,11 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
   mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
   mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(jnp.float32)
 
-  embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
-  e_BxWxM = jnp.tanh(embed[x_BxW]) @ params["embed_proj"]["k"] + params["embed_proj"]["b"]
+  if "embed_proj" in params:  # the paper's input path
+    embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
+    e_BxWxM = jnp.tanh(embed[x_BxW]) @ params["embed_proj"]["k"] + params["embed_proj"]["b"]
+  else:  # one-hot @ kernel is a row lookup; the blank has a row of its own
+    e_BxWxM = params["embed"][x_BxW] + params["embed_b"]
   sat_in = jnp.zeros((), jnp.float32)
   if cell.squash_input:
     # Counted once per step it stands in for, as the DNGPU weights it by the length.
@@ -129,6 +159,18 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
   # DNGPU's scale, so the starting weight 1e-3 means what it means there.
   column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * w
   return logits_BxWxC, {"states": s_TxBxWxHxM, "saturation": (sat + sat_in) / column_steps}
+
+
+def readout_lengths(n_B: jax.Array, width: int, readout: str) -> jax.Array:
+  """The steps each example runs and the columns it owns: n_B itself ('own_length'), or the
+  full width for every real example ('final': the DNGPU's bins, where a short problem is
+  padded into the bin and must hold its answer to the last step). Rows with n = 0 (batch
+  padding) stay empty."""
+  if readout == "own_length":
+    return n_B
+  if readout == "final":
+    return jnp.where(n_B > 0, width, 0).astype(n_B.dtype)
+  raise ValueError(f"unknown readout {readout!r}")
 
 
 def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):

@@ -30,24 +30,34 @@ def noise_std(scale, seq_error, count, *, decay=NOISE_DECAY, threshold=NOISE_ERR
   return jnp.where(seq_error < threshold, 0.0, std)
 
 
-def neural_gpu_noise(scale: float, seed: int = 0, *, decay: float = NOISE_DECAY,
-                     threshold: float = NOISE_ERROR_THRESHOLD
-                     ) -> optax.GradientTransformationExtraArgs:
-  """Adds truncated-normal noise (cut at 2 std) scaled by the training error.
+NOISE_KINDS = ("error_scaled", "lr_scaled")
 
-  The update takes the extra argument `seq_error`: the recent training sequence
-  error (a scalar). Unlike optax.add_noise, the variance follows the error, so
-  a model that has learned its task is left alone.
+
+def neural_gpu_noise(scale: float, seed: int = 0, *, kind: str = "error_scaled",
+                     decay: float = NOISE_DECAY, threshold: float = NOISE_ERROR_THRESHOLD
+                     ) -> optax.GradientTransformationExtraArgs:
+  """Adds truncated-normal noise (cut at 2 std) to the gradients.
+
+  kind 'error_scaled' (the paper): std = noise_std(scale, seq_error, t), from the
+  extra argument `seq_error`, the recent training sequence error. Unlike
+  optax.add_noise, the variance follows the error, so a model that has learned
+  its task is left alone. kind 'lr_scaled' (the DNGPU): std = scale * the extra
+  argument `learning_rate`, so the noise shrinks as the rate decays.
   """
+  if kind not in NOISE_KINDS:
+    raise ValueError(f"unknown noise kind {kind!r}; known: {NOISE_KINDS}")
 
   def init_fn(params):
     del params
     return NoiseState(count=jnp.zeros((), jnp.int32), key=jax.random.key(seed))
 
-  def update_fn(updates, state, params=None, *, seq_error=1.0, **extra_args):
+  def update_fn(updates, state, params=None, *, seq_error=1.0, learning_rate=1.0, **extra_args):
     del params, extra_args
-    std = noise_std(scale, jnp.asarray(seq_error, jnp.float32), state.count,
-                    decay=decay, threshold=threshold)
+    if kind == "lr_scaled":
+      std = scale * jnp.asarray(learning_rate, jnp.float32)
+    else:
+      std = noise_std(scale, jnp.asarray(seq_error, jnp.float32), state.count,
+                      decay=decay, threshold=threshold)
     leaves, treedef = jax.tree.flatten(updates)
     key, sub = jax.random.split(state.key)
     keys = jax.random.split(sub, len(leaves))
@@ -135,12 +145,20 @@ def averaged_params(opt_state, params):
   return found[0] if found else params
 
 
+def map_averaged_params(opt_state, fn):
+  """opt_state with fn applied to the moving average of params_ema (unchanged if none)."""
+  is_ema = lambda s: isinstance(s, ParamsEmaState)
+  return jax.tree.map(lambda s: s._replace(ema=fn(s.ema)) if is_ema(s) else s, opt_state,
+                      is_leaf=is_ema)
+
+
 OPTIMIZERS = {"adam": optax.adam, "adamax": optax.adamax, "clipped_adamax": clipped_adamax}
 CLIP_MODES = ("global_norm", "element", "none")
 
 
 def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
-                   noise_scale: float, seed: int = 0, name: str = "adam",
+                   noise_scale: float, noise_kind: str = "error_scaled", seed: int = 0,
+                   name: str = "adam",
                    clip_mode: str = "global_norm", ema_decay: float = 0.0
                    ) -> optax.GradientTransformationExtraArgs:
   """clip -> noise (if noise_scale > 0) -> Adam (or AdaMax) with an injectable learning rate
@@ -151,7 +169,7 @@ def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
   elif clip_mode == "element":
     parts.append(optax.clip(clip_norm))
   if noise_scale > 0:
-    parts.append(neural_gpu_noise(noise_scale, seed))  # after clipping, as the paper says
+    parts.append(neural_gpu_noise(noise_scale, seed, kind=noise_kind))  # after clipping
   parts.append(optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, eps=adam_eps))
   if ema_decay > 0:
     parts.append(params_ema(ema_decay))

@@ -2,10 +2,12 @@
 
   python -m ngpu_jax.plot WORKDIR [WORKDIR ...] --out=FILE.png
 
-Four panels against the training step, one colour per run: the training loss (log scale),
+Six panels against the training step, one colour per run: the training loss (log scale),
 the curriculum length, the training sequence error at the curriculum length (dotted: over all
-lengths drawn), and the evaluation sequence error, one line per (run, evaluated length);
-stars mark the final evaluation and later `evaluate` commands.
+lengths drawn), the evaluation sequence error, one line per (run, evaluated length) (stars
+mark the final evaluation and later `evaluate` commands), the generalization front (the
+longest length up to which every periodically evaluated length was error-free: the early sign
+of whether a long run is worth continuing), and the periodic evaluation's symbol error.
 """
 
 import itertools
@@ -35,6 +37,12 @@ def run_label(workdir: str, name: str | None = None) -> str:
     return f"{label} ({config['task']}, seed {config['seed']})"
   except (OSError, ValueError, KeyError, TypeError):
     return label
+
+
+def front_lines(workdir: str) -> list[dict]:
+  """The run's generalization-front lines (step, front, lengths), sorted by step."""
+  return sorted((m for m in report.read_metrics(workdir) if m.get("kind") == "front"),
+                key=lambda m: m["step"])
 
 
 def read_run(workdir: str) -> tuple[list[dict], list[dict]]:
@@ -71,13 +79,13 @@ def _plot(ax, lines: list[dict], key: str, **kw) -> None:
 
 def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
   """Writes the learning curves of the runs to `out` (any format matplotlib writes)."""
-  fig = Figure(figsize=(13, 8.5), layout="constrained")
+  fig = Figure(figsize=(13, 12), layout="constrained")
   canvas = FigureCanvasAgg(fig)  # Agg: no display needed
   ext = os.path.splitext(out)[1].lstrip(".").lower()
   if ext not in canvas.get_supported_filetypes():
     raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
   runs = [read_run(w) for w in workdirs]  # every workdir checked before drawing
-  ax_loss, ax_len, ax_train, ax_eval = fig.subplots(2, 2, sharex=True).ravel()
+  ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = fig.subplots(3, 2, sharex=True).ravel()
   colors = itertools.cycle(f"C{i}" for i in range(10))
   for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
     label = run_label(workdir, name)
@@ -95,15 +103,31 @@ def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
       if later:
         _plot(ax_eval, later, "seq_error", color=color, ls="none", marker="*", ms=10,
               label=None if periodic else f"{name} length {length}")
+      _plot(ax_sym, periodic, "symbol_error", color=color, ls=style, marker="o",
+            label=f"{name} length {length}" if periodic else None)
+    # Steps where the far lengths were evaluated are drawn filled: only there can the
+    # front pass the longest of the frequent lengths.
+    fronts = front_lines(workdir)
+    _plot(ax_front, fronts, "front", color=color, drawstyle="steps-post", marker=None)
+    widest = max((len(m["lengths"]) for m in fronts), default=0)
+    _plot(ax_front, [m for m in fronts if len(m["lengths"]) == widest], "front", color=color,
+          ls="none", marker="o")
   ax_loss.set(yscale="log", title="training loss", ylabel="cross-entropy")
   ax_len.set(title="curriculum length", ylabel="columns")
   ax_train.set(title="training sequence error\n(solid: at the curriculum length; dotted: all lengths)",
                ylabel="fraction wrong", ylim=(-0.03, 1.03))
   ax_eval.set(title="evaluation sequence error per length\n(stars: final evaluation, evaluate command)",
               ylabel="fraction wrong", ylim=(-0.03, 1.03))
-  for ax in (ax_train, ax_eval):
+  ax_front.set(title="generalization front: longest length up to which every evaluated\n"
+                     "length is error-free (dots: far lengths evaluated too)",
+               ylabel="length", ylim=(0, None))
+  ax_front.set_yscale("symlog", linthresh=10)  # 0 (nothing exact) stays drawable
+  ax_sym.set(title="evaluation symbol error per length (periodic)", ylabel="fraction wrong",
+             ylim=(0, 1.05))
+  ax_sym.set_yscale("symlog", linthresh=1e-3)
+  for ax in (ax_front, ax_sym):
     ax.set_xlabel("training step")
-  for ax in (ax_loss, ax_len, ax_train, ax_eval):
+  for ax in (ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym):
     ax.grid(alpha=0.3)
   ax_loss.legend(fontsize=8)
   if ax_eval.get_legend_handles_labels()[0]:

@@ -69,8 +69,9 @@ def check_or_write_config(workdir: str, config: ml_collections.ConfigDict,
 def with_defaults(saved: dict) -> dict:
   """A saved config with the fields it predates filled in from the base config.
 
-  New fields always default to the old behaviour, so runs written by an older
-  version load (and resume) unchanged.
+  A field missing from the saved config takes the value the run actually had: its
+  configlib.LEGACY_DEFAULTS entry where the default has changed since, else the base
+  default. So runs written by an older version load (and resume) unchanged.
   """
   def merge(base, over):
     out = dict(base)
@@ -79,7 +80,15 @@ def with_defaults(saved: dict) -> dict:
     return out
   if saved.get("task") not in tasks.TASKS:
     return saved
-  return merge(config_to_dict(configlib.base(saved["task"])), saved)
+  defaults = config_to_dict(configlib.base(saved["task"]))
+  for dotted, value in configlib.LEGACY_DEFAULTS.items():
+    *path, name = dotted.split(".")
+    here, there = saved, defaults
+    for k in path:
+      here, there = here.get(k, {}), there[k]
+    if name not in here:  # the run predates the field: it ran with the old behaviour
+      there[name] = list(value) if isinstance(value, tuple) else value
+  return merge(defaults, saved)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -13,7 +13,10 @@ import dataclasses
 from typing import Any
 
 
-LR_DECAY_RULES = ("worse_than_3", "no_progress_2")
+LR_DECAY_RULES = ("worse_than_3", "original", "no_progress_2")
+# The original trainer also decays the rate when it averages the copies while the window's
+# error is below this: after the curriculum, the rate keeps falling as long as the model is good.
+AVERAGING_DECAY_ERROR = 0.05
 
 
 @dataclasses.dataclass
@@ -31,6 +34,8 @@ class Schedule:
   train_seconds: float = 0.0      # wall time spent training, summed over resumed sessions
   sat_weight: float = 1e-3        # weight of the saturation cost (when it is enabled)
   window_sat_sum: float = 0.0
+  just_advanced: bool = False     # the last window advanced the curriculum ('original' rule)
+  rollbacks: int = 0              # returns to the last checkpoint after a non-finite loss
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -71,9 +76,11 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
   pull_factor until it reaches pull_max, after which each such window averages
   the copies instead. The learning rate decays (lr_factor *= lr_decay, never
   below min_lr_factor) when the window's loss is worse than each of the last
-  three windows' losses ('worse_than_3', the paper's code), or when neither this
-  window nor the one before beat the loss of the window before them
-  ('no_progress_2', the DNGPU's code).
+  three windows' losses ('worse_than_3'), or when neither this window nor the one
+  before beat the loss of the window before them ('no_progress_2', the DNGPU's code).
+  'original' is the original trainer's: 'worse_than_3' except at the window right
+  after a curriculum advance, and also at every averaging window whose sequence
+  error is below AVERAGING_DECAY_ERROR.
   """
   seq_error = sched.window_seq_wrong / max(sched.window_examples, 1)
   loss = sched.window_loss_sum / max(sched.window_steps, 1)
@@ -88,12 +95,20 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
   if average:
     sched.averaged += 1
   recent = sched.recent_losses
+  worse_than_3 = sched.window_steps > 0 and len(recent) >= 3 and loss > max(recent[-3:])
   if lr_decay_rule == "worse_than_3":
-    decay_lr = sched.window_steps > 0 and len(recent) >= 3 and loss > max(recent[-3:])
+    decay_lr = worse_than_3
+  elif lr_decay_rule == "original":
+    # The first window after an advance trains on longer problems, so its loss is worse for
+    # that reason alone: the original guards that check with a sentinel.
+    decay_lr = ((worse_than_3 and not sched.just_advanced)
+                or (average and seq_error < AVERAGING_DECAY_ERROR))
   elif lr_decay_rule == "no_progress_2":
     decay_lr = sched.window_steps > 0 and len(recent) >= 2 and recent[-2] < min(recent[-1], loss)
   else:
     raise ValueError(f"unknown lr_decay_rule {lr_decay_rule!r}")
+  if sched.window_steps > 0:
+    sched.just_advanced = advanced
   if decay_lr:
     sched.lr_factor = max(sched.lr_factor * lr_decay, min_lr_factor)
   if sched.window_steps > 0:

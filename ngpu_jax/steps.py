@@ -32,6 +32,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   o = config.optim
   return optim.make_optimizer(learning_rate=o.learning_rate, adam_eps=o.adam_eps,
                               clip_norm=o.clip_norm, noise_scale=o.noise_scale,
+                              noise_kind=o.noise_kind,
                               seed=config.seed + 1, name=o.name, clip_mode=o.clip_mode,
                               ema_decay=o.ema_decay)
 
@@ -54,7 +55,8 @@ def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Pa
                     n_classes=task.n_classes, maps=config.model.maps,
                     layers=config.model.layers, relax_copies=config.relax.copies,
                     kernel_rows=3 if config.model.rows > 1 else 1,
-                    kernel_scale=config.model.kernel_init_scale)
+                    kernel_scale=config.model.kernel_init_scale, relax_init=config.relax.init,
+                    input_path=config.model.input_path)
 
 
 def init_state(config, task, optimizer, mesh) -> TrainState:
@@ -83,8 +85,22 @@ def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, saturati
       dropout_rate=(model.dropout_rate_for(width, m.dropout) if m.dropout_by_length else m.dropout)
       if train else 0.0,
       dropout_on=m.dropout_on, dropout_key=dropout_key, remat=m.remat and train,
-      scan_unroll=m.scan_unroll,
+      scan_unroll=m.scan_unroll, readout=m.readout,
       return_saturation=saturation)
+
+
+def scored_targets(config, y_BxW, n_B):
+  """zero_pad_targets: blanks inside each problem's own length become '0' digits, the way
+  the DNGPU writes bmul answers (the number, then zeros to the problem's length)."""
+  if not config.zero_pad_targets:
+    return y_BxW
+  inside_BxW = jnp.arange(y_BxW.shape[1])[None, :] < n_B[:, None]
+  return jnp.where(inside_BxW & (y_BxW == tasks.PAD), tasks.digit_symbol(0), y_BxW)
+
+
+def _scored(config, n_B, width):
+  """The lengths that decide which columns are scored (all of the width for readout 'final')."""
+  return model.readout_lengths(n_B, width, config.model.readout)
 
 
 def bin_layout(config) -> list[list[int]] | None:
@@ -118,7 +134,8 @@ def make_train_step(config, optimizer, mesh):
       rows = x_BxW.shape[0] // len(widths)
       for j, w in enumerate(widths):
         r = slice(j * rows, (j + 1) * rows)
-        loss_j, metrics_j = model.loss_and_metrics(logits[r, :w], y_BxW[r, :w], n_B[r])
+        loss_j, metrics_j = model.loss_and_metrics(
+            logits[r, :w], scored_targets(config, y_BxW[r, :w], n_B[r]), _scored(config, n_B[r], w))
         loss, metrics = loss + loss_j, metrics + [metrics_j]
       if use_sat:
         sat = sat + aux["saturation"] * len(widths)
@@ -136,7 +153,8 @@ def make_train_step(config, optimizer, mesh):
     grads, (loss, sat, metrics) = jax.grad(loss_fn, has_aux=True)(
         state.params, batches, pull, sat_weight, dropout_key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
-                                          seq_error=seq_error)
+                                          seq_error=seq_error,
+                                          learning_rate=optim.get_learning_rate(state.opt_state))
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "loss": loss, "saturation": jnp.asarray(sat, jnp.float32),
                "grad_norm": optax.tree.norm(grads), "step": state.step}
@@ -151,7 +169,8 @@ def make_eval_step(config, mesh):
   """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch."""
   def eval_step(params, x_BxW, y_BxW, n_B):
     logits = _forward(config, params, x_BxW, n_B)
-    return model.loss_and_metrics(logits, y_BxW, n_B)[1]
+    return model.loss_and_metrics(logits, scored_targets(config, y_BxW, n_B),
+                                  _scored(config, n_B, x_BxW.shape[1]))[1]
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)
 
@@ -176,10 +195,12 @@ def make_all_finite(mesh):
 def make_adjust(mesh):
   """(state, average, learning_rate) -> state: the window decisions, applied on device."""
   def adjust(state, average, learning_rate):
-    params = jax.tree.map(lambda a, b: jnp.where(average, a, b),
-                          relax.average(state.params), state.params)
-    return state.replace(params=params,
-                         opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
+    mean_if = lambda p: jax.tree.map(lambda a, b: jnp.where(average, a, b), relax.average(p), p)
+    # The parameters' moving average is averaged with them: else evaluation would score a
+    # model whose copies still differ, long after training made them one.
+    opt_state = optim.map_averaged_params(state.opt_state, mean_if)
+    return state.replace(params=mean_if(state.params),
+                         opt_state=optim.set_learning_rate(opt_state, learning_rate))
   repl = parallel.replicated(mesh)
   return jax.jit(adjust, in_shardings=(repl, repl, repl), out_shardings=repl,
                  donate_argnums=0)

@@ -51,6 +51,13 @@ import numpy as np
 
 PAD = 0
 PLUS, TIMES = 11, 12
+
+
+def digit_symbol(d: int) -> int:
+  """The symbol of digit d."""
+  return d + 1
+
+
 _OP_SYMBOL = {"+": PLUS, "*": TIMES}
 _DIGITS = "0123456789"
 _SPACES = " \t\r\n\v\f"

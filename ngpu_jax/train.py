@@ -1,12 +1,14 @@
 """train_and_evaluate(config, workdir): the training loop of a Neural GPU run.
 
 Per step: the global batch of (seed, step) at a curriculum length, padded to
-its bucket; one jitted update. Per window: curriculum, pull and lr decisions.
+its bucket (made ahead in a background thread); one jitted update. Per window: curriculum, pull and lr decisions.
 Periodically: console progress, metrics lines, evaluation, checkpoints.
 Running the same command again resumes from the newest checkpoint and
 continues exactly as an uninterrupted run would.
 """
 
+import queue
+import threading
 import time
 from typing import Callable
 
@@ -24,6 +26,20 @@ class TrainingDivergedError(RuntimeError):
 
 class WorkdirWriteError(RuntimeError):
   """A write to the workdir failed (disk full, permissions); earlier checkpoints are intact."""
+
+
+class _Rollback(Exception):
+  """Non-finite numbers with rollbacks left: go back to the last checkpoint, lower the lr."""
+
+
+def generalization_front(results: dict[int, dict]) -> int:
+  """The longest evaluated length up to which every evaluated length is error-free (0: none)."""
+  front = 0
+  for length in sorted(results):
+    if results[length]["seq_error"] != 0.0:
+      break
+    front = length
+  return front
 
 
 def _errors(ms):
@@ -59,17 +75,92 @@ def training_batches(config, task, step: int, cur_length: int,
   builds the same ones; hard_mix then swaps a fraction of each for hard cases.
   """
   c, cur = config, config.curriculum
+  vectorized = c.data_generator == "vectorized"
   if layout is not None:
     spread_from = max(cur.min_length, task.min_length) if cur.bin_lengths == "spread" else None
     batches = data.all_bucket_batches(task, c.seed, step, c.batch_size,
-                                      [n for group in layout for n in group], spread_from)
+                                      [n for group in layout for n in group], spread_from,
+                                      cur.shorter_fraction, vectorized)
   else:
     batches = (data.train_batch(task, c.seed, step, c.batch_size, cur.min_length, cur_length,
-                                cur.max_length, c.buckets, cur.p_recent, cur.p_full),)
+                                cur.max_length, c.buckets, cur.p_recent, cur.p_full,
+                                vectorized),)
   if c.hard_mix:
     rng = data.hard_mix_rng(c.seed, step)
     batches = tuple(probes.mix_into(task, b, rng, c.hard_mix) for b in batches)
   return batches if layout is None else data.pack(batches, layout)
+
+
+# Steps whose batches a background thread makes ahead while the device trains; 0: each step
+# makes its own.
+PREFETCH_DEPTH = 2
+
+
+class _Prefetcher:
+  """The batches of the coming steps, made in a background thread.
+
+  make(step, cur_length) must be a pure function. The thread makes consecutive steps at one
+  curriculum length; a request for any other (step, cur_length) -- the length changed at a
+  window end, or a rollback went back -- discards what was made and starts again there, so a
+  step always trains on make(step, its own cur_length), with or without the thread.
+  """
+
+  def __init__(self, make: Callable[[int, int], tuple], depth: int):
+    self._make, self._depth = make, depth
+    self._thread = None
+
+  def get(self, step: int, cur_length: int) -> tuple:
+    if self._depth <= 0:
+      return self._make(step, cur_length)
+    if self._thread is None or self._next != (step, cur_length):
+      self.stop()
+      self._start(step, cur_length)
+    key, batches, error = self._take()
+    if error is not None:
+      self.stop()
+      raise error
+    assert key == (step, cur_length), (key, step, cur_length)
+    self._next = (step + 1, cur_length)
+    return batches
+
+  def stop(self) -> None:
+    """Ends the thread (after the batch it is making); what it made is dropped."""
+    if self._thread is not None:
+      self._halt.set()
+      self._thread.join()
+      self._thread = None
+
+  def _start(self, step: int, cur_length: int) -> None:
+    # A fresh queue and flag per thread, so nothing of a stopped thread can reach a new one.
+    self._queue, self._halt = queue.Queue(maxsize=self._depth), threading.Event()
+    self._next = (step, cur_length)
+    self._thread = threading.Thread(target=self._produce, name="ngpu-batches", daemon=True,
+                                    args=(step, cur_length, self._queue, self._halt))
+    self._thread.start()
+
+  def _produce(self, step, cur_length, out: queue.Queue, halt: threading.Event) -> None:
+    while not halt.is_set():
+      try:
+        item = ((step, cur_length), self._make(step, cur_length), None)
+      except BaseException as e:  # pylint: disable=broad-except
+        item = ((step, cur_length), None, e)  # raised in the training thread instead
+      while not halt.is_set():
+        try:
+          out.put(item, timeout=0.1)
+          break
+        except queue.Full:
+          pass
+      if item[2] is not None:
+        return
+      step += 1
+
+  def _take(self):
+    while True:
+      try:
+        return self._queue.get(timeout=1.0)
+      except queue.Empty:
+        if not self._thread.is_alive():
+          raise RuntimeError("the batch thread stopped without a batch") from None
 
 
 class _Run:
@@ -79,23 +170,15 @@ class _Run:
     self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
     self.on_log = on_log
     self.reporter = report.Reporter(workdir, parallel.is_main_process())
-    optimizer = steps.make_optimizer(config)
+    self._optimizer = steps.make_optimizer(config)
     self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-    restored = self.ckpt.restore(steps.abstract_state(config, task, optimizer, mesh))
-    if restored is None:
-      self.state = steps.init_state(config, task, optimizer, mesh)
-      no_curriculum = config.curriculum.mode == "all_buckets"
-      self.sched = schedule.Schedule(
-          cur_length=config.curriculum.max_length if no_curriculum else config.curriculum.start_length,
-          pull=config.relax.pull_start, sat_weight=config.saturation.start)
-    else:
-      self.state, sched_json = restored
-      self.sched = schedule.Schedule.from_json(sched_json)
-    self.step = int(self.state.step)
-    self.last_saved = self.step if restored is not None else None
-    self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
     self._layout = steps.bin_layout(config)  # all_buckets: the bins, grouped as packed
-    self._train_step = steps.make_train_step(config, optimizer, mesh)
+    self._prefetch = _Prefetcher(
+        lambda step, cur_length: training_batches(config, task, step, cur_length, self._layout),
+        PREFETCH_DEPTH)
+    self._restore()
+    self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
+    self._train_step = steps.make_train_step(config, self._optimizer, mesh)
     self._eval_step = steps.make_eval_step(config, mesh)
     self._adjust = steps.make_adjust(mesh)
     self._all_finite = steps.make_all_finite(mesh)
@@ -107,12 +190,54 @@ class _Run:
     self.progress = report.Progress(self.step, config.num_steps)
     self._clock = time.perf_counter()
 
+  def _restore(self) -> None:
+    """State and schedule from the newest checkpoint, or fresh ones at step 0."""
+    c = self.config
+    self._prefetch.stop()  # its batches are for steps past the one restored
+    restored = self.ckpt.restore(steps.abstract_state(c, self.task, self._optimizer, self.mesh))
+    if restored is None:
+      self.state = steps.init_state(c, self.task, self._optimizer, self.mesh)
+      no_curriculum = c.curriculum.mode == "all_buckets"
+      self.sched = schedule.Schedule(
+          cur_length=c.curriculum.max_length if no_curriculum else c.curriculum.start_length,
+          pull=c.relax.pull_start, sat_weight=c.saturation.start)
+    else:
+      self.state, sched_json = restored
+      self.sched = schedule.Schedule.from_json(sched_json)
+    self.step = int(self.state.step)
+    self.last_saved = self.step if restored is not None else None
+
+  def rollback(self, what: str) -> None:
+    """Back to the last checkpoint with the learning rate lowered; the run goes on by itself."""
+    self.ckpt.wait()
+    failed_at = self.step
+    rollbacks = self.sched.rollbacks + 1
+    seconds = self.sched.train_seconds + time.perf_counter() - self._clock
+    self._restore()
+    self.sched.rollbacks = rollbacks
+    self.sched.lr_factor *= self.config.optim.rollback_lr_factor
+    self.sched.train_seconds = seconds  # the lost steps took time too
+    self._pending, self._line = [], []
+    self.reporter.truncate_after(self.step)
+    self.reporter.write("rollback", self.step, {
+        "reason": what, "failed_at": failed_at, "rollbacks": rollbacks,
+        "lr_factor": self.sched.lr_factor})
+    report.log(f"{what}: rolled back to step {self.step} with the learning rate x"
+               f"{self.config.optim.rollback_lr_factor} (rollback {rollbacks} of at most "
+               f"{self.config.optim.max_rollbacks})")
+    self._apply(average=False)
+    self._clock = time.perf_counter()
+
   def _apply(self, average: bool) -> None:
     lr = self.config.optim.learning_rate * self.sched.lr_factor
     self.state = self._adjust(self.state, np.bool_(average), np.float32(lr))
 
   def batches(self) -> tuple[data.Batch, ...]:
-    return training_batches(self.config, self.task, self.step, self.sched.cur_length, self._layout)
+    return self._prefetch.get(self.step, self.sched.cur_length)
+
+  def stop_batches(self) -> None:
+    """Training is over: no more batches are made ahead (a later batches() starts again)."""
+    self._prefetch.stop()
 
   def train_step(self) -> None:
     batches = self.batches()
@@ -170,10 +295,10 @@ class _Run:
     if self.on_log is not None:
       self.on_log(self.step, line)
 
-  def evaluate(self, lengths, examples, seed, **extra) -> dict:
+  def evaluate(self, lengths, examples, seed, draw=None, **extra) -> dict:
     results = evaluate.evaluate_lengths(self._eval_step, steps.eval_params(self.state), self.task,
                                         self.mesh, lengths, examples, self.config.eval.batch_size,
-                                        seed)
+                                        seed, draw)
     for length, r in results.items():
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
     return results
@@ -202,13 +327,55 @@ class _Run:
     return (f"the last good checkpoint is {self.ckpt.directory}/{last} (step {last})"
             if last is not None else "no checkpoint was saved yet")
 
+  def periodic_eval(self) -> bool:
+    """The evaluation of eval.every (far lengths every eval.far_every); True once solved."""
+    c = self.config
+    lengths = list(c.eval.lengths)
+    if self.step % c.eval.far_every == 0:
+      lengths += [n for n in c.eval.far_lengths if n not in lengths]
+    draw = self.step if c.eval.fresh else None
+    results = self.evaluate(sorted(lengths), c.eval.examples, c.seed, draw)
+    front = generalization_front(results)
+    self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
+    report.log(f"eval at step {self.step}: " + ", ".join(
+        f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())
+        + f"; exact up to length {front}")
+    if not c.stop_when_solved or self.sched.cur_length < c.curriculum.max_length:
+      return False
+    if not all(r["seq_error"] == 0.0 for r in results.values()):
+      return False
+    if c.stop_rule == "exact_at_eval_lengths":
+      report.log(f"solved at step {self.step}: no errors at lengths {list(results)}")
+      return True
+    # exact_at_long: the far lengths must have been among these, then fresh 4001s decide.
+    if not set(c.eval.far_lengths) <= set(results):
+      return False
+    long_lengths = [n for n in c.final_eval.long_lengths if n not in results]
+    if long_lengths:
+      report.log(f"exact at every length up to {front}; checking {c.final_eval.long_examples} "
+                 f"fresh problems at lengths {long_lengths}")
+      long = self.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, self.step,
+                           stop_check=True)
+      if not all(r["seq_error"] == 0.0 for r in long.values()):
+        report.log("not yet: " + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}"
+                                           for n, r in long.items()))
+        return False
+    report.log(f"solved at step {self.step}: no errors at lengths "
+               f"{sorted(results) + long_lengths}")
+    return True
+
   def diverged(self, what: str) -> None:
     self.ckpt.wait()
+    if self.sched.rollbacks < self.config.optim.max_rollbacks:
+      raise _Rollback(what)
+    if self.config.optim.max_rollbacks:
+      what += f" after {self.sched.rollbacks} rollback(s)"
     raise TrainingDivergedError(
         f"training diverged: {what}; {self.last_good()}; the same command resumes from it "
         f"(try a lower --config.optim.learning_rate with --allow_config_change)")
 
   def close(self) -> None:
+    self.stop_batches()
     self.reporter.close()
     self.ckpt.close()
 
@@ -247,10 +414,10 @@ def long_eval_lengths(config, final: dict) -> list[int]:
   return [n for n in config.final_eval.long_lengths if n not in final]
 
 
-def _train(run: _Run) -> dict:
+def _train_steps(run: _Run) -> None:
+  """Trains until num_steps, the stop rule or the time budget; saves the last state."""
   c = run.config
   solved = False
-  t_start = time.perf_counter()
   while run.step < c.num_steps and not solved:
     run.train_step()
     window_end = run.step % c.curriculum.window == 0
@@ -262,19 +429,25 @@ def _train(run: _Run) -> dict:
     if log_now:
       run.log_line()
     if run.step % c.eval.every == 0:
-      results = run.evaluate(c.eval.lengths, c.eval.examples, c.seed)
-      report.log(f"eval at step {run.step}: " + ", ".join(
-          f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items()))
-      solved = (c.stop_when_solved and run.sched.cur_length >= c.curriculum.max_length
-                and all(r["seq_error"] == 0.0 for r in results.values()))
-      if solved:
-        report.log(f"solved at step {run.step}: no errors at lengths {list(results)}")
+      solved = run.periodic_eval()
     if run.step % c.checkpoint_every == 0 or solved:
       run.save()
     if log_now and not solved and run.out_of_time():
       report.log(f"time budget reached at step {run.step}: max_train_minutes={c.max_train_minutes}")
       break
   run.save()
+
+
+def _train(run: _Run) -> dict:
+  c = run.config
+  t_start = time.perf_counter()
+  while True:
+    try:
+      _train_steps(run)
+      break
+    except _Rollback as e:
+      run.rollback(str(e))
+  run.stop_batches()
   run.ckpt.wait()
   train_seconds = time.perf_counter() - t_start
   final = run.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)

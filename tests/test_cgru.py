@@ -105,5 +105,6 @@ def test_init_ranges():
   assert np.abs(k).max() <= limit and np.abs(k).max() > 0.9 * limit
   np.testing.assert_array_equal(params["embed"][0], 0.0)
   assert np.abs(np.asarray(params["embed"])).max() <= 1.7
-  # Relaxation copies start identical.
+  # model.init's default draws the copies from one draw (relax.init='shared'); the independent
+  # draws are tested in test_reference_protocol.py.
   np.testing.assert_array_equal(k[0], k[1])

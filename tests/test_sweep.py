@@ -111,7 +111,8 @@ def test_dngpu_experiment_covers_every_reproduction_task():
   for task in configlib.REPRODUCTION_SEEDS:
     c = exp.get_config(task)
     configlib.validate(c)
-    assert (c.task, c.variant, c.model.rows, c.model.diagonal) == (task, "dngpu", 1, True)
+    assert (c.task, c.variant, c.model.rows, c.model.diagonal) == (
+        task, "dngpu, reference protocol", 1, True)
   assert exp.get_config("mul").model.maps == 192 and exp.get_config("sort").model.maps == 48
   assert [r["seed"] for r in sweep.load_sweep("experiments/dngpu.py:sort")] == [0, 1, 2]
   with pytest.raises(ValueError, match="unknown task 'nosuchtask'"):
@@ -126,7 +127,8 @@ def _get(c, key):
 
 def test_aggregate_reads_runs_written_before_newer_config_fields():
   s = aggregate.summarize(os.path.join(REPO, "results", "badd_default"))
-  assert s["variant"] == "paper" and s["steps_to_zero"] == 13000
+  # Written before the reference protocol became the default: labelled as the earlier one.
+  assert s["variant"] == "paper, previous protocol" and s["steps_to_zero"] == 13000
   assert s["final"][41]["seq_error"] == 0.0 and not s["success"]  # 401 was all wrong
 
 
