@@ -20,21 +20,47 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_bool("quick", False, "Fewer repetitions, no conv-form comparison and no length-4001 "
-                  "pass (CI form, < 3 min).")
+flags.DEFINE_bool(
+  "quick",
+  False,
+  "Fewer repetitions, no conv-form comparison and no length-4001 pass (CI form, < 3 min).",
+)
 flags.DEFINE_string("out", "", "Where to write the JSON (default: print only).")
 flags.DEFINE_integer("cpu_devices", -1, "CPU devices to split the host into (-1: all cores).")
-flags.DEFINE_list("conv_impls", ["hybrid", "im2col", "xla"],
-                  "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
-                  "picks by backend; this shows whether the pick is the fast one).")
+flags.DEFINE_list(
+  "conv_impls",
+  ["hybrid", "im2col", "xla"],
+  "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
+  "picks by backend; this shows whether the pick is the fast one).",
+)
 flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
-SECTIONS = ("train", "conv", "dngpu", "batches", "forward", "launch")
+SECTIONS = ("train", "conv", "dngpu", "batches", "e2e", "forward", "launch")
 flags.DEFINE_multi_enum("sections", list(SECTIONS), SECTIONS, "What to measure.")
-flags.DEFINE_enum("dngpu_task", "badd", ["badd", "bmul"], "Which experiments/dngpu.py config the "
-                  "DNGPU all-bins step is timed at (badd: 48 maps, bmul: 96).")
-flags.DEFINE_list("dngpu_settings", ["0:1"],
-                  "BIN_GROUPS:SCAN_UNROLL pairs the DNGPU step is timed at (curriculum.bin_groups, "
-                  "model.scan_unroll); the numbers they compute are the same.")
+flags.DEFINE_enum(
+  "dngpu_task",
+  "badd",
+  ["badd", "bmul"],
+  "Which experiments/dngpu.py config the "
+  "DNGPU all-bins step is timed at (badd: 48 maps, bmul: 96).",
+)
+flags.DEFINE_integer(
+  "e2e_steps",
+  60,
+  "Steps of the launcher's end-to-end DNGPU run (the first "
+  "log interval, which compiles, is left out of its rate).",
+)
+flags.DEFINE_multi_string(
+  "dngpu_set",
+  [],
+  "FIELD=VALUE overrides of the DNGPU config, to profile what its step costs "
+  "(e.g. model.diagonal=False, saturation.enabled=False).",
+)
+flags.DEFINE_list(
+  "dngpu_settings",
+  ["0:1"],
+  "BIN_GROUPS:SCAN_UNROLL pairs the DNGPU step is timed at (curriculum.bin_groups, "
+  "model.scan_unroll); the numbers they compute are the same.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -51,6 +77,7 @@ def conv_flops(batch: int, width: int, steps: int, *, maps: int, rows: int, laye
 def _time(fn, reps: int) -> tuple[float, float]:
   """(first call incl. compile, median of reps later calls), seconds."""
   import jax  # pylint: disable=g-import-not-at-top
+
   t = time.perf_counter()
   jax.block_until_ready(fn())
   first = time.perf_counter() - t
@@ -65,6 +92,7 @@ def _time(fn, reps: int) -> tuple[float, float]:
 def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   a = jnp.ones((n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   _, t = _time(lambda: f(a), reps)
@@ -73,7 +101,9 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
 
 def bench_train(config, task, mesh, lengths, reps, label="train_step"):
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
+
   optimizer = steps.make_optimizer(config)
   state = steps.init_state(config, task, optimizer, mesh)
   train_step = steps.make_train_step(config, optimizer, mesh)
@@ -84,24 +114,43 @@ def bench_train(config, task, mesh, lengths, reps, label="train_step"):
     holder = {"state": state}
 
     def one():
-      holder["state"], m = train_step(holder["state"], args, np.float32(1e-3), np.float32(0.5),
-                                      np.float32(0.0))
+      holder["state"], m = train_step(
+        holder["state"], args, np.float32(1e-3), np.float32(0.5), np.float32(0.0)
+      )
       return m
+
     compile_s, step_s = _time(one, reps)
     state = holder["state"]
-    flops = 3 * conv_flops(config.batch_size, length, length, maps=config.model.maps,
-                           rows=config.model.rows, layers=config.model.layers)
-    rows.append({"fn": label, "conv_impl": config.model.conv_impl, "length": length, "batch": config.batch_size,
-                 "first_call_s": compile_s, "step_s": step_s,
-                 "examples_per_s": config.batch_size / step_s, "gflop": flops / 1e9,
-                 "gflops_per_s": flops / step_s / 1e9})
+    flops = 3 * conv_flops(
+      config.batch_size,
+      length,
+      length,
+      maps=config.model.maps,
+      rows=config.model.rows,
+      layers=config.model.layers,
+    )
+    rows.append(
+      {
+        "fn": label,
+        "conv_impl": config.model.conv_impl,
+        "length": length,
+        "batch": config.batch_size,
+        "first_call_s": compile_s,
+        "step_s": step_s,
+        "examples_per_s": config.batch_size / step_s,
+        "gflop": flops / 1e9,
+        "gflops_per_s": flops / step_s / 1e9,
+      }
+    )
   return rows
 
 
 def bench_all_buckets(config, task, mesh, reps):
   """One DNGPU-style step: a batch of batch_size at every bin, their losses averaged."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from ngpu_jax import parallel, steps, train  # pylint: disable=g-import-not-at-top
+
+  from ngpu_jax import cgru, parallel, steps, train  # pylint: disable=g-import-not-at-top
+
   optimizer = steps.make_optimizer(config)
   holder = {"state": steps.init_state(config, task, optimizer, mesh)}
   train_step = steps.make_train_step(config, optimizer, mesh)
@@ -111,24 +160,35 @@ def bench_all_buckets(config, task, mesh, reps):
   args = tuple(parallel.global_batch(mesh, *b) for b in batches)
 
   def one():
-    holder["state"], m = train_step(holder["state"], args, np.float32(0.0), np.float32(0.5),
-                                    np.float32(1e-3))
+    holder["state"], m = train_step(
+      holder["state"], args, np.float32(0.0), np.float32(0.5), np.float32(1e-3)
+    )
     return m
+
   compile_s, step_s = _time(one, reps)
-  flops = 3 * sum(conv_flops(config.batch_size, n, n, maps=config.model.maps,
-                             rows=config.model.rows, layers=config.model.layers) for n in lengths)
+  flops = dngpu_step_flops(config)
   examples = config.batch_size * len(lengths)
-  return {"fn": "dngpu_step", "conv_impl": config.model.conv_impl, "length": max(lengths),
-          "task": task.name, "maps": config.model.maps,
-          "bin_groups": config.curriculum.bin_groups, "scan_unroll": config.model.scan_unroll,
-          "batch": examples, "first_call_s": compile_s, "step_s": step_s,
-          "examples_per_s": examples / step_s, "gflop": flops / 1e9,
-          "gflops_per_s": flops / step_s / 1e9}
+  return {
+    "fn": "dngpu_step",
+    "conv_impl": cgru.resolve_conv_impl(config.model.conv_impl, config.model.rows),
+    "length": max(lengths),
+    "task": task.name,
+    "maps": config.model.maps,
+    "bin_groups": config.curriculum.bin_groups,
+    "scan_unroll": config.model.scan_unroll,
+    "batch": examples,
+    "first_call_s": compile_s,
+    "step_s": step_s,
+    "examples_per_s": examples / step_s,
+    "gflop": flops / 1e9,
+    "gflops_per_s": flops / step_s / 1e9,
+  }
 
 
 def bench_batches(config, task, reps: int) -> dict:
   """Host time to build one step's training batches, per data generator (median over steps)."""
   from ngpu_jax import steps, train  # pylint: disable=g-import-not-at-top
+
   layout = steps.bin_layout(config)
   out = {}
   for generator in ("exact", "vectorized"):
@@ -140,22 +200,30 @@ def bench_batches(config, task, reps: int) -> dict:
       times.append(time.perf_counter() - t)
     out[f"{generator}_ms"] = 1e3 * statistics.median(times[1:])
   bins = [n for group in layout for n in group] if layout else [config.curriculum.max_length]
-  return {"task": task.name, "bins": bins, "batch": config.batch_size,
-          "bin_lengths": config.curriculum.bin_lengths,
-          "shorter_fraction": config.curriculum.shorter_fraction, **out,
-          "speedup": out["exact_ms"] / out["vectorized_ms"]}
+  return {
+    "task": task.name,
+    "bins": bins,
+    "batch": config.batch_size,
+    "bin_lengths": config.curriculum.bin_lengths,
+    "shorter_fraction": config.curriculum.shorter_fraction,
+    **out,
+    "speedup": out["exact_ms"] / out["vectorized_ms"],
+  }
 
 
 def format_batches(r: dict) -> str:
-  return (f"host batch ({r['task']}, {len(r['bins'])} bins x {r['batch']}, {r['bin_lengths']}, "
-          f"shorter {r['shorter_fraction']:g}): exact {r['exact_ms']:.1f} ms, vectorized "
-          f"{r['vectorized_ms']:.2f} ms ({r['speedup']:.0f}x)")
+  return (
+    f"host batch ({r['task']}, {len(r['bins'])} bins x {r['batch']}, {r['bin_lengths']}, "
+    f"shorter {r['shorter_fraction']:g}): exact {r['exact_ms']:.1f} ms, vectorized "
+    f"{r['vectorized_ms']:.2f} ms ({r['speedup']:.0f}x)"
+  )
 
 
 def bench_forward(config, task, mesh, length, batch_sizes, reps):
-  import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from ngpu_jax import data, parallel, steps  # pylint: disable=g-import-not-at-top
+
   params = steps.init_state(config, task, steps.make_optimizer(config), mesh).params
   eval_step = steps.make_eval_step(config, mesh)
   best = None
@@ -164,33 +232,118 @@ def bench_forward(config, task, mesh, length, batch_sizes, reps):
     args = parallel.global_batch(mesh, *batch)
     compiled = eval_step.lower(params, *args).compile()
     mem = compiled.memory_analysis()
-    peak = None if mem is None else (mem.temp_size_in_bytes + mem.argument_size_in_bytes
-                                      + mem.output_size_in_bytes)
+    peak = (
+      None
+      if mem is None
+      else (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+    )
     compile_s, step_s = _time(lambda: eval_step(params, *args), reps)
-    flops = conv_flops(bs, length, length, maps=config.model.maps, rows=config.model.rows,
-                       layers=config.model.layers)
-    row = {"fn": "forward", "length": length, "batch": bs, "first_call_s": compile_s,
-           "step_s": step_s, "examples_per_s": bs / step_s, "gflop": flops / 1e9,
-           "gflops_per_s": flops / step_s / 1e9, "peak_bytes": peak}
-    print(f"  forward length {length} batch {bs}: {row['examples_per_s']:.2f} examples/s", flush=True)
+    flops = conv_flops(
+      bs, length, length, maps=config.model.maps, rows=config.model.rows, layers=config.model.layers
+    )
+    row = {
+      "fn": "forward",
+      "length": length,
+      "batch": bs,
+      "first_call_s": compile_s,
+      "step_s": step_s,
+      "examples_per_s": bs / step_s,
+      "gflop": flops / 1e9,
+      "gflops_per_s": flops / step_s / 1e9,
+      "peak_bytes": peak,
+    }
+    print(
+      f"  forward length {length} batch {bs}: {row['examples_per_s']:.2f} examples/s", flush=True
+    )
     if best is None or row["examples_per_s"] > best["examples_per_s"]:
       best = row
   return best
+
+
+def dngpu_step_flops(config) -> float:
+  """Multiply-add FLOPs of one DNGPU all-bins train step (forward + backward = 3x forward)."""
+  from ngpu_jax import steps  # pylint: disable=g-import-not-at-top
+
+  lengths = [n for group in steps.bin_layout(config) for n in group]
+  return 3 * sum(
+    conv_flops(
+      config.batch_size,
+      n,
+      n,
+      maps=config.model.maps,
+      rows=config.model.rows,
+      layers=config.model.layers,
+    )
+    for n in lengths
+  )
+
+
+def bench_end_to_end(task: str, num_steps: int, cache_dir: str) -> dict:
+  """The launcher's steady step, end to end (host batches, device step, metrics, logging):
+  a real run of experiments/dngpu.py:TASK, timed by its own train_seconds between the first
+  and the last train line (the first interval holds the compile)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  log_every = max(num_steps // 6, 1)
+  with tempfile.TemporaryDirectory() as workdir:
+    subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "ngpu_jax.main",
+        f"--config=experiments/dngpu.py:{task}",
+        f"--workdir={workdir}",
+        f"--config.num_steps={num_steps}",
+        f"--config.log_every={log_every}",
+        f"--config.eval.every={100 * num_steps}",
+        f"--config.checkpoint_every={100 * num_steps}",
+        "--config.eval.far_lengths=()",
+        "--config.final_eval.lengths=(41,)",
+        "--config.final_eval.examples=2",
+        "--config.final_eval.probe_examples=0",
+        *(f"--config.{item}" for item in FLAGS.dngpu_set),
+        f"--compilation_cache={cache_dir}",
+      ],
+      cwd=repo,
+      check=True,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env={**os.environ, "PYTHONPATH": repo},
+    )
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      lines = [json.loads(line) for line in f if '"kind": "train"' in line]
+  first, last = lines[0], lines[-1]
+  step_s = (last["train_seconds"] - first["train_seconds"]) / (last["step"] - first["step"])
+  return {"task": task, "steps": last["step"] - first["step"], "step_s": step_s}
 
 
 def bench_launch(cache_dir: str) -> float:
   """Seconds from starting the launcher (paper config) to its first training step's line."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
+
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   with tempfile.TemporaryDirectory() as workdir:
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ngpu_jax.main", "--config=experiments/badd.py",
-         f"--workdir={workdir}", "--config.num_steps=1", "--config.log_every=1",
-         f"--compilation_cache={cache_dir}"],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": repo})
+      [
+        sys.executable,
+        "-m",
+        "ngpu_jax.main",
+        "--config=experiments/badd.py",
+        f"--workdir={workdir}",
+        "--config.num_steps=1",
+        "--config.log_every=1",
+        f"--compilation_cache={cache_dir}",
+      ],
+      cwd=repo,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL,
+      text=True,
+      env={**os.environ, "PYTHONPATH": repo},
+    )
     seconds = float("nan")
     for line in proc.stdout:
       if line.startswith("step 1/"):
@@ -203,42 +356,81 @@ def bench_launch(cache_dir: str) -> float:
 
 def dngpu_config(task="badd"):
   """experiments/dngpu.py:TASK, the variant at the DNGPU's settings for that task."""
-  from ngpu_jax import configlib  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "experiments", "dngpu.py")
-  return configlib.load_experiment(path).get_config(task)
+  from ngpu_jax import configlib, experiment_files  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "dngpu.py"
+  )
+  config = experiment_files.load_experiment(path).get_config(task)
+  for field, value in _dngpu_overrides():
+    configlib.set_field(config, field, value)
+  configlib.validate(config)
+  return config
 
 
-HEADER = (f"{'function':>16} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "
-          f"{'step s':>8} {'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}")
+def _dngpu_overrides() -> list[tuple[str, object]]:
+  """--dngpu_set=FIELD=VALUE pairs, values as Python literals (True, 0.0, (41,)) or strings."""
+  import ast  # pylint: disable=g-import-not-at-top
+
+  out = []
+  for item in FLAGS.dngpu_set:
+    field, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    out.append((field, value))
+  return out
+
+
+HEADER = (
+  f"{'function':>16} {'conv':>6} {'length':>6} {'batch':>5} {'first call s':>12} "
+  f"{'step s':>8} {'ex/s':>8} {'GFLOP':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>8}"
+)
 
 
 def format_row(r: dict) -> str:
   peak_mib = "-" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.0f}"
   label = r["fn"] + (f" g{r['bin_groups']}u{r['scan_unroll']}" if "scan_unroll" in r else "")
-  return (f"{label:>16} {r.get('conv_impl', '-'):>6} {r['length']:>6} {r['batch']:>5} "
-          f"{r['first_call_s']:>12.2f} {r['step_s']:>8.4f} {r['examples_per_s']:>8.2f} "
-          f"{r['gflop']:>8.1f} {r['gflops_per_s']:>8.1f} {r['matmul_fraction']:>8.0%} {peak_mib:>8}")
+  return (
+    f"{label:>16} {r.get('conv_impl', '-'):>6} {r['length']:>6} {r['batch']:>5} "
+    f"{r['first_call_s']:>12.2f} {r['step_s']:>8.4f} {r['examples_per_s']:>8.2f} "
+    f"{r['gflop']:>8.1f} {r['gflops_per_s']:>8.1f} {r['matmul_fraction']:>8.0%} {peak_mib:>8}"
+  )
 
 
 def main(argv):
   del argv
   from ngpu_jax import cgru, configlib, parallel, tasks  # pylint: disable=g-import-not-at-top
+
   config = configlib.base("badd")  # the paper's model: M=24, 4 rows, 2 layers, r=6, batch 32
   parallel.setup_cpu_devices(FLAGS.cpu_devices, config.batch_size)
   import jax  # pylint: disable=g-import-not-at-top
+
   task = tasks.get_task("badd")
   mesh = parallel.make_mesh()
   gpu = jax.default_backend() != "cpu"
   reps = 5 if FLAGS.quick else 20
   peak = matmul_gflops(n=8192 if gpu else 2048, reps=reps)
-  result = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "device_kind": jax.devices()[0].device_kind, "devices": mesh.devices.size,
-            "platform": jax.devices()[0].platform, "jax": jax.__version__,
-            "matmul_gflops_per_s": peak, "quick": FLAGS.quick, "rows": [], "launch": None,
-            "batches": None}
-  print(f"devices: {mesh.devices.size} x {result['device_kind']}; float32 matmul "
-        f"{8192 if gpu else 2048}^3: {peak:.1f} GFLOP/s\n{HEADER}", flush=True)
+  result = {
+    "machine": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "device_kind": jax.devices()[0].device_kind,
+    "devices": mesh.devices.size,
+    "platform": jax.devices()[0].platform,
+    "jax": jax.__version__,
+    "matmul_gflops_per_s": peak,
+    "quick": FLAGS.quick,
+    "rows": [],
+    "launch": None,
+    "batches": None,
+    "e2e": None,
+  }
+  print(
+    f"devices: {mesh.devices.size} x {result['device_kind']}; float32 matmul "
+    f"{8192 if gpu else 2048}^3: {peak:.1f} GFLOP/s\n{HEADER}",
+    flush=True,
+  )
 
   def emit(rows):
     # Printed and written as measured, so a run cut short keeps what it measured.
@@ -274,18 +466,62 @@ def main(argv):
     result["batches"] = bench_batches(dconfig, tasks.get_task(FLAGS.dngpu_task), reps)
     print(format_batches(result["batches"]), flush=True)
     emit([])
+  if "e2e" in sections:
+    import tempfile  # pylint: disable=g-import-not-at-top
+
+    dconfig = dngpu_config(FLAGS.dngpu_task)
+    with tempfile.TemporaryDirectory() as cache:
+      e2e = bench_end_to_end(FLAGS.dngpu_task, FLAGS.e2e_steps, cache)
+    flops = dngpu_step_flops(dconfig)
+    e2e.update(
+      gflops_per_s=flops / e2e["step_s"] / 1e9, matmul_fraction=flops / e2e["step_s"] / 1e9 / peak
+    )
+    device = [
+      r for r in result["rows"] if r["fn"] == "dngpu_step" and r["task"] == FLAGS.dngpu_task
+    ]
+    line = (
+      f"launcher end to end (dngpu {FLAGS.dngpu_task}, {e2e['steps']} steady steps): "
+      f"{e2e['step_s']:.3f} s a step, {e2e['gflops_per_s']:.1f} GFLOP/s = "
+      f"{e2e['matmul_fraction']:.0%} of matmul"
+    )
+    if device:
+      e2e["device_step_s"] = device[0]["step_s"]
+      line += (
+        f"; device step alone {device[0]['step_s']:.3f} s ({device[0]['matmul_fraction']:.0%})"
+      )
+    if result["batches"]:
+      e2e["host_batch_fraction"] = (
+        result["batches"]["vectorized_ms"] / 1e3 / e2e.get("device_step_s", e2e["step_s"])
+      )
+      line += f"; host batch {e2e['host_batch_fraction']:.1%} of the step"
+    result["e2e"] = e2e
+    print(line, flush=True)
+    emit([])
   sizes_401 = (32, 128, 512) if gpu else (8, 16, 32)
   if "forward" in sections:
-    emit([bench_forward(config, task, mesh, 401, sizes_401[1:2] if FLAGS.quick else sizes_401,
-                        3 if FLAGS.quick else 5)])
+    emit(
+      [
+        bench_forward(
+          config,
+          task,
+          mesh,
+          401,
+          sizes_401[1:2] if FLAGS.quick else sizes_401,
+          3 if FLAGS.quick else 5,
+        )
+      ]
+    )
   if "forward" in sections and not FLAGS.quick:
     emit([bench_forward(config, task, mesh, 4001, (16, 64) if gpu else (2, 4), 1)])
   if FLAGS.launch and "launch" in sections:
     import tempfile  # pylint: disable=g-import-not-at-top
+
     with tempfile.TemporaryDirectory() as cache:
       result["launch"] = {"cold_cache_s": bench_launch(cache), "warm_cache_s": bench_launch(cache)}
-    print(f"launch to first training step (paper config): {result['launch']['cold_cache_s']:.1f} s "
-          f"with an empty compilation cache, {result['launch']['warm_cache_s']:.1f} s with a warm one")
+    print(
+      f"launch to first training step (paper config): {result['launch']['cold_cache_s']:.1f} s "
+      f"with an empty compilation cache, {result['launch']['warm_cache_s']:.1f} s with a warm one"
+    )
     emit([])
   if FLAGS.out:
     print(f"wrote {FLAGS.out}")

@@ -5,12 +5,12 @@ Train (CPU or accelerator):
 Smoke form (seconds):
   python -m ngpu_jax.main --config=experiments/add.py:smoke --workdir=/tmp/ngpu/add_smoke
 Evaluate at 20-, 200- and 2000-bit operand lengths:
-  python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/add --lengths=41,401,4001
+  python -m ngpu_jax.tools.evaluate --workdir=/tmp/ngpu/add --lengths=41,401,4001
 
 Expected result. The paper: not reported to generalize with the original model (Price et al. needed a base-2 -> 4 -> 10 curriculum and larger models).
 """
 
-from ngpu_jax import configlib
+from ngpu_jax import configlib, experiment_files
 
 
 def get_config(arg: str | None = None):
@@ -18,6 +18,6 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-  """The seeds of the reproduction table (python -m ngpu_jax.sweep --config=experiments/add.py)."""
+  """The seeds of the reproduction table (python -m ngpu_jax.tools.sweep --config=experiments/add.py)."""
   del arg
-  return configlib.reproduction_sweep("add")
+  return experiment_files.reproduction_sweep("add")

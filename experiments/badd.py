@@ -9,7 +9,7 @@ with this project's earlier protocol (stop at the first exact evaluation at 41):
   python -m ngpu_jax.main --config=experiments/badd.py:noise --workdir=/tmp/ngpu/badd_noise
   python -m ngpu_jax.main --config=experiments/badd.py:previous --workdir=/tmp/ngpu/badd_prev
 Evaluate at 20-, 200- and 2000-bit operand lengths:
-  python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/badd --lengths=41,401,4001
+  python -m ngpu_jax.tools.evaluate --workdir=/tmp/ngpu/badd --lengths=41,401,4001
 
 The protocol: six relaxation copies drawn independently; no lr decay at the window right
 after a curriculum advance, a decay at every averaging of the copies while the error is
@@ -25,7 +25,7 @@ that protocol stops; 100% sequence error at length 401 then (results/badd_defaul
 5 seeds exact at 401. The reference protocol's late phase is what this file now runs.
 """
 
-from ngpu_jax import configlib
+from ngpu_jax import configlib, experiment_files
 
 
 def get_config(arg: str | None = None):
@@ -33,6 +33,6 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-  """The seeds of the reproduction table (python -m ngpu_jax.sweep --config=experiments/badd.py)."""
+  """The seeds of the reproduction table (python -m ngpu_jax.tools.sweep --config=experiments/badd.py)."""
   del arg
-  return configlib.reproduction_sweep("badd")
+  return experiment_files.reproduction_sweep("badd")

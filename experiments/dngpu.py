@@ -26,8 +26,8 @@ results tables):
   python -m ngpu_jax.main --config=experiments/dngpu.py:badd,previous --workdir=runs/dngpu_prev
 
 Ablation (each part back to the paper's choice, 3 seeds each):
-  python -m ngpu_jax.sweep --config=experiments/dngpu.py:bmul --root=runs/ablation_bmul --jobs=1
-  python -m ngpu_jax.sweep --config=experiments/dngpu.py:badd,ablation --root=runs/ablation_badd
+  python -m ngpu_jax.tools.sweep --config=experiments/dngpu.py:bmul --root=runs/ablation_bmul --jobs=1
+  python -m ngpu_jax.tools.sweep --config=experiments/dngpu.py:badd,ablation --root=runs/ablation_badd
 Robustness training (10% of every batch from the hard-case probe families):
   python -m ngpu_jax.main --config=experiments/dngpu.py:badd,robust --workdir=runs/dngpu_badd_robust
 
@@ -44,11 +44,11 @@ run. Measured here with the earlier protocol ('previous'):
   401; seeds 1 and 2 18% and 9% wrong at 41, all at 401. Continued to 30 minutes (1,550-1,700
   steps): all three exact at 41; seed 1 exact on 512 rows at 401 but wrong on all 64 at 4001
   (12% of symbols); seed 2 1.4% wrong at 401; seed 0 99.8% (it was 1/128 at step 1,500: the
-  long-length error swings between evaluations). results/i7_cpu_dngpu/.
+  long-length error swings between evaluations). results/reproduction_cpu_dngpu/.
 - copy, 3 seeds, stopping once the step-500 evaluation is exact at 41 and 401: every seed
   stops there (8m49s-9m21s of CPU training) and is exact on 512 rows at 41 and 401 and on 64
   at 4001. The faithful model was wrong at 401 on 48-100% of rows in all 5 seeds.
-  pretrained/copy is seed 0.
+  ngpu_jax/pretrained/copy is seed 0.
 - duplicate, seed 0: 1/512 rows wrong at 41 and 72.9% at 401 after 25 minutes (1,350 steps).
   decimal add, seed 0: every row wrong after 11 minutes (600 steps, 1.14 s each). decimal mul
   (192 maps): 16.4 s per step on 2 CPU cores, so not trained here.
@@ -68,12 +68,21 @@ DEFAULT_DROPOUT = 0.1
 # path and noise (every DNGPU row labelled plain "dngpu" in the results tables): the ',previous'
 # form puts these back.
 PREVIOUS = {
-    "variant": "dngpu",
-    "model.readout": "own_length", "model.input_path": "embed", "model.dropout": 0.1,
-    "curriculum.bin_lengths": "exact", "curriculum.shorter_fraction": 0.0,
-    "zero_pad_targets": False, "optim.noise_scale": 0.0, "optim.noise_kind": "error_scaled",
-    "eval.lengths": (41,), "eval.far_lengths": (), "eval.fresh": False, "eval.every": 250,
-    "stop_rule": "exact_at_eval_lengths", "num_steps": 5000,
+  "variant": "dngpu",
+  "model.readout": "own_length",
+  "model.input_path": "embed",
+  "model.dropout": 0.1,
+  "curriculum.bin_lengths": "exact",
+  "curriculum.shorter_fraction": 0.0,
+  "zero_pad_targets": False,
+  "optim.noise_scale": 0.0,
+  "optim.noise_kind": "error_scaled",
+  "eval.lengths": (41,),
+  "eval.far_lengths": (),
+  "eval.fresh": False,
+  "eval.every": 250,
+  "stop_rule": "exact_at_eval_lengths",
+  "num_steps": 5000,
 }
 
 
@@ -81,29 +90,29 @@ def dngpu(task: str):
   c = configlib.base(task)
   c.variant = "dngpu, reference protocol"
   c.model.maps = MAPS.get(task, DEFAULT_MAPS)
-  c.model.rows = 1                 # 1-D state [batch, W, M]
-  c.model.layers = 1               # one gated unit per step
+  c.model.rows = 1  # 1-D state [batch, W, M]
+  c.model.layers = 1  # one gated unit per step
   c.model.gate = "hard_sigmoid"
   c.model.candidate = "hard_tanh"
   c.model.u_offset = 0.7
   c.model.r_offset = 0.5
   c.model.diagonal = True
-  c.model.squash_input = True      # hard_tanh on the embedded input
-  c.model.input_path = "onehot"    # one-hot symbols through a Glorot-initialised 1x1 conv
+  c.model.squash_input = True  # hard_tanh on the embedded input
+  c.model.input_path = "onehot"  # one-hot symbols through a Glorot-initialised 1x1 conv
   c.model.kernel_init_scale = 1.0  # Glorot, as the DNGPU's TF default (1.8 explodes through 41
-                                   # hard-gated steps: measured grad norm 5e5 at step 0)
+  # hard-gated steps: measured grad norm 5e5 at step 0)
   c.model.dropout_on = "candidate"
   c.model.dropout = DROPOUT.get(task, DEFAULT_DROPOUT)  # on the embedded input and each candidate
   c.model.dropout_by_length = False
-  c.model.readout = "final"        # every problem read after its bin's full width
+  c.model.readout = "final"  # every problem read after its bin's full width
   c.zero_pad_targets = task.endswith("mul")  # the DNGPU writes products zero-padded
   c.saturation.enabled = True
   c.relax.copies = 1
-  c.curriculum.mode = "all_buckets"   # bins 8..41, batch_size examples each, every step
+  c.curriculum.mode = "all_buckets"  # bins 8..41, batch_size examples each, every step
   c.curriculum.bin_lengths = "spread"  # every length of (previous bin, bin] packed into the bin
   c.curriculum.shorter_fraction = 0.05  # and about 5% shorter ones
   c.buckets = (8, 12, 16, 20, 25, 28, 31, 36, 41)  # the DNGPU's bins
-  c.optim.name = "clipped_adamax"   # clips each element against its own running max
+  c.optim.name = "clipped_adamax"  # clips each element against its own running max
   c.optim.clip_mode = "none"
   c.optim.learning_rate = 0.01 * 48 / c.model.maps
   c.optim.adam_eps = 1e-8
@@ -112,7 +121,7 @@ def dngpu(task: str):
   c.optim.min_lr_factor = 1 / 60
   c.optim.noise_kind = "lr_scaled"  # truncated normal, std = lr * 1e-4
   c.optim.noise_scale = 1e-4
-  c.num_steps = 20_000              # the DNGPU trainer's budget
+  c.num_steps = 20_000  # the DNGPU trainer's budget
   c.log_every = 50
   c.checkpoint_every = 500
   c.keep_checkpoints = 2
@@ -124,8 +133,9 @@ def dngpu(task: str):
 def get_config(arg: str | None = None):
   task, _, form = (arg or "bmul").partition(",")
   if form not in ("", "smoke", "ablation", "robust", "previous"):
-    raise ValueError(f"experiments/dngpu.py: unknown form {form!r} (smoke, ablation, robust or "
-                     "previous)")
+    raise ValueError(
+      f"experiments/dngpu.py: unknown form {form!r} (smoke, ablation, robust or previous)"
+    )
   c = dngpu(task)
   if form == "smoke":
     c = configlib.smoke(c)
@@ -141,24 +151,38 @@ def get_config(arg: str | None = None):
   return c
 
 
-# Each DNGPU part switched back to the paper's choice on its own (issue: "each part
-# switchable on its own, so the effect of each can be measured").
+# Each DNGPU part switched back to the paper's choice on its own, so that the effect of each
+# part can be measured.
 ABLATIONS = {
-    "dngpu": {},
-    "dngpu, soft gates (sigmoid/tanh, no saturation cost)": {
-        "model.gate": "sigmoid_cutoff", "model.candidate": "tanh", "saturation.enabled": False},
-    "dngpu, no diagonal": {"model.diagonal": False},
-    "dngpu, 4x2 image (4 rows, 2 layers per step)": {"model.rows": 4, "model.layers": 2},
-    "dngpu, paper gate offsets and state dropout": {
-        "model.u_offset": 1.0, "model.r_offset": 1.0, "model.dropout_on": "state",
-        "model.dropout": 0.15, "model.dropout_by_length": True},
-    "dngpu, paper curriculum (one batch per step)": {
-        "curriculum.mode": "paper", "curriculum.bin_lengths": "exact",
-        "curriculum.shorter_fraction": 0.0},
-    "dngpu, Adam (paper optimizer)": {
-        "optim.name": "adam", "optim.clip_mode": "global_norm", "optim.learning_rate": 1e-3,
-        "optim.adam_eps": 1e-4, "optim.lr_decay": 0.98, "optim.lr_decay_rule": "worse_than_3",
-        "optim.min_lr_factor": 0.0},
+  "dngpu": {},
+  "dngpu, soft gates (sigmoid/tanh, no saturation cost)": {
+    "model.gate": "sigmoid_cutoff",
+    "model.candidate": "tanh",
+    "saturation.enabled": False,
+  },
+  "dngpu, no diagonal": {"model.diagonal": False},
+  "dngpu, 4x2 image (4 rows, 2 layers per step)": {"model.rows": 4, "model.layers": 2},
+  "dngpu, paper gate offsets and state dropout": {
+    "model.u_offset": 1.0,
+    "model.r_offset": 1.0,
+    "model.dropout_on": "state",
+    "model.dropout": 0.15,
+    "model.dropout_by_length": True,
+  },
+  "dngpu, paper curriculum (one batch per step)": {
+    "curriculum.mode": "paper",
+    "curriculum.bin_lengths": "exact",
+    "curriculum.shorter_fraction": 0.0,
+  },
+  "dngpu, Adam (paper optimizer)": {
+    "optim.name": "adam",
+    "optim.clip_mode": "global_norm",
+    "optim.learning_rate": 1e-3,
+    "optim.adam_eps": 1e-4,
+    "optim.lr_decay": 0.98,
+    "optim.lr_decay_rule": "worse_than_3",
+    "optim.min_lr_factor": 0.0,
+  },
 }
 
 
@@ -167,5 +191,6 @@ def get_sweep(arg: str | None = None):
   task, _, form = (arg or "bmul").partition(",")
   if task != "bmul" and form != "ablation":
     return [{"seed": s} for s in range(3)]
-  return [{"seed": s, "variant": name, **over} for name, over in ABLATIONS.items()
-          for s in range(3)]
+  return [
+    {"seed": s, "variant": name, **over} for name, over in ABLATIONS.items() for s in range(3)
+  ]

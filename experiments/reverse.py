@@ -5,12 +5,12 @@ Train (CPU or accelerator):
 Smoke form (seconds):
   python -m ngpu_jax.main --config=experiments/reverse.py:smoke --workdir=/tmp/ngpu/reverse_smoke
 Evaluate at 20-, 200- and 2000-bit operand lengths:
-  python -m ngpu_jax.evaluate --workdir=/tmp/ngpu/reverse --lengths=41,401,4001
+  python -m ngpu_jax.tools.evaluate --workdir=/tmp/ngpu/reverse --lengths=41,401,4001
 
 Expected result. The paper: generalizes to long inputs.
 """
 
-from ngpu_jax import configlib
+from ngpu_jax import configlib, experiment_files
 
 
 def get_config(arg: str | None = None):
@@ -18,6 +18,6 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-  """The seeds of the reproduction table (python -m ngpu_jax.sweep --config=experiments/reverse.py)."""
+  """The seeds of the reproduction table (python -m ngpu_jax.tools.sweep --config=experiments/reverse.py)."""
   del arg
-  return configlib.reproduction_sweep("reverse")
+  return experiment_files.reproduction_sweep("reverse")

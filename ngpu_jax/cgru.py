@@ -19,24 +19,32 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 GATE_OFFSET = 1.0
 
 
-def resolve_conv_impl(impl: ConvImpl) -> str:
-  """'auto' picks the form that is fast on the default backend."""
+def resolve_conv_impl(impl: ConvImpl, rows: int = 4) -> str:
+  """'auto' picks the form that is fast on the default backend for a state of `rows` rows."""
   if impl == "auto":
+    # A 1-row state (the DNGPU's) convolves with 3x1 kernels: as one matmul over the three
+    # shifted copies (im2col) its CPU train step took 0.40 s against 0.63 s as hybrid
+    # (benchmarks/results_cpu_dngpu_badd.json); the 4-row paper model is faster as hybrid.
+    if rows == 1 and jax.default_backend() == "cpu":
+      return "im2col"
     # XLA:CPU computes the kernel gradient of a convolution inside scan very
     # slowly (jax#12868); 'hybrid' takes that one gradient as a matmul. On an
     # H200 (benchmarks/results_h200.json) the train step at length 41 took
     # 9.5 ms as im2col, 11.9 ms as lax.conv and 13.1 ms as hybrid. TPU is
     # unmeasured: its native convolution is the safe choice there.
     backend = jax.default_backend()
-    return {"cpu": "hybrid", "gpu": "im2col", "cuda": "im2col", "rocm": "im2col"}.get(backend, "xla")
+    return {"cpu": "hybrid", "gpu": "im2col", "cuda": "im2col", "rocm": "im2col"}.get(
+      backend, "xla"
+    )
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
 
 
 def _xla_conv(s_BxWxHxC, k_3x3xCxO):
-  return jax.lax.conv_general_dilated(s_BxWxHxC, k_3x3xCxO, window_strides=(1, 1),
-                                      padding="SAME", dimension_numbers=_DIMS)
+  return jax.lax.conv_general_dilated(
+    s_BxWxHxC, k_3x3xCxO, window_strides=(1, 1), padding="SAME", dimension_numbers=_DIMS
+  )
 
 
 def _patches(s_BxWxHxC, kh: int = 3):
@@ -45,7 +53,8 @@ def _patches(s_BxWxHxC, kh: int = 3):
   ph = kh // 2
   p_BxW2xH2xC = jnp.pad(s_BxWxHxC, ((0, 0), (1, 1), (ph, ph), (0, 0)))
   return jnp.concatenate(
-      [p_BxW2xH2xC[:, i:i + w, j:j + h, :] for i in range(3) for j in range(kh)], axis=-1)
+    [p_BxW2xH2xC[:, i : i + w, j : j + h, :] for i in range(3) for j in range(kh)], axis=-1
+  )
 
 
 def _im2col_conv(s_BxWxHxC, k_3xKxCxO):
@@ -106,14 +115,15 @@ class Cell(NamedTuple):
   The other settings are the DNGPU's (Freivalds & Liepins 2017), each on its own:
   hard nonlinearities, constant gate offsets 0.7 (u) / 0.5 (r), diagonal keep path.
   """
-  gate: str = "sigmoid_cutoff"     # or "hard_sigmoid"
-  candidate: str = "tanh"          # or "hard_tanh"
-  cutoff: float = 1.2              # of sigmoid_cutoff
-  u_offset: float = GATE_OFFSET    # constant added to the keep gate's pre-activation
-  r_offset: float = GATE_OFFSET    # constant added to the reset gate's pre-activation
-  diagonal: bool = False           # keep path reads a third of the maps from each neighbour
-  squash_input: bool = False       # embedded input goes through the candidate function first
-  saturation_limit: float = 0.9    # pre-activations past +-this count as saturated
+
+  gate: str = "sigmoid_cutoff"  # or "hard_sigmoid"
+  candidate: str = "tanh"  # or "hard_tanh"
+  cutoff: float = 1.2  # of sigmoid_cutoff
+  u_offset: float = GATE_OFFSET  # constant added to the keep gate's pre-activation
+  r_offset: float = GATE_OFFSET  # constant added to the reset gate's pre-activation
+  diagonal: bool = False  # keep path reads a third of the maps from each neighbour
+  squash_input: bool = False  # embedded input goes through the candidate function first
+  saturation_limit: float = 0.9  # pre-activations past +-this count as saturated
 
 
 def _gate(cell: Cell, x):
@@ -128,8 +138,8 @@ def diagonal_shift(s_BxWxHxM: jax.Array) -> jax.Array:
   """First third of the maps from the left neighbour column, second third from the right."""
   t = s_BxWxHxM.shape[-1] // 3
   from_left = jnp.pad(s_BxWxHxM[:, :-1, :, :t], ((0, 0), (1, 0), (0, 0), (0, 0)))
-  from_right = jnp.pad(s_BxWxHxM[:, 1:, :, t:2 * t], ((0, 0), (0, 1), (0, 0), (0, 0)))
-  return jnp.concatenate([from_left, from_right, s_BxWxHxM[..., 2 * t:]], axis=-1)
+  from_right = jnp.pad(s_BxWxHxM[:, 1:, :, t : 2 * t], ((0, 0), (0, 1), (0, 0), (0, 0)))
+  return jnp.concatenate([from_left, from_right, s_BxWxHxM[..., 2 * t :]], axis=-1)
 
 
 def saturation(x: jax.Array, limit: float) -> jax.Array:
@@ -137,8 +147,15 @@ def saturation(x: jax.Array, limit: float) -> jax.Array:
   return jnp.sum(jax.nn.relu(jnp.abs(x) - limit))
 
 
-def cgru(p: dict, s_BxWxHxM: jax.Array, *, cell: Cell = Cell(), impl: str = "hybrid",
-         candidate_dropout=None, mask_BxWx1x1=None) -> tuple[jax.Array, jax.Array]:
+def cgru(
+  p: dict,
+  s_BxWxHxM: jax.Array,
+  *,
+  cell: Cell = Cell(),
+  impl: str = "hybrid",
+  candidate_dropout=None,
+  mask_BxWx1x1=None,
+) -> tuple[jax.Array, jax.Array]:
   """One CGRU layer: u keeps the old state, r resets what the candidate reads.
 
   p holds 'gates_k' (3xKxMx2M, u then r), 'gates_b' (2M), 'cand_k' (3xKxMxM), 'cand_b' (M).
@@ -159,9 +176,15 @@ def cgru(p: dict, s_BxWxHxM: jax.Array, *, cell: Cell = Cell(), impl: str = "hyb
   return u_BxWxHxM * keep_BxWxHxM + (1.0 - u_BxWxHxM) * c_BxWxHxM, sat
 
 
-def step(p_layers: dict, s_BxWxHxM: jax.Array, mask_BxWx1x1: jax.Array, *,
-         cell: Cell = Cell(), impl: str = "hybrid", candidate_dropout=None
-         ) -> tuple[jax.Array, jax.Array]:
+def step(
+  p_layers: dict,
+  s_BxWxHxM: jax.Array,
+  mask_BxWx1x1: jax.Array,
+  *,
+  cell: Cell = Cell(),
+  impl: str = "hybrid",
+  candidate_dropout=None,
+) -> tuple[jax.Array, jax.Array]:
   """One Neural GPU step: L CGRU layers (leading axis of every leaf), masking after each.
 
   candidate_dropout(layer) gives that layer's dropout function, or None.
@@ -172,8 +195,9 @@ def step(p_layers: dict, s_BxWxHxM: jax.Array, mask_BxWx1x1: jax.Array, *,
   for layer in range(n_layers):
     p = jax.tree.map(lambda a, i=layer: a[i], p_layers)
     drop = candidate_dropout(layer) if candidate_dropout is not None else None
-    s_BxWxHxM, sat_l = cgru(p, s_BxWxHxM, cell=cell, impl=impl, candidate_dropout=drop,
-                            mask_BxWx1x1=mask_BxWx1x1)
+    s_BxWxHxM, sat_l = cgru(
+      p, s_BxWxHxM, cell=cell, impl=impl, candidate_dropout=drop, mask_BxWx1x1=mask_BxWx1x1
+    )
     # Columns past the input length must stay empty, or the padded width of the
     # bucket would change what the model computes.
     s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1

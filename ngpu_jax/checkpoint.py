@@ -15,7 +15,6 @@ import time
 import orbax.checkpoint as ocp
 from absl import logging
 
-
 # Test hook: NGPU_JAX_FAULT=kill_during_save:STEP makes the process SIGKILL itself
 # right after the save of STEP has started, before orbax has finished writing it.
 FAULT_ENV = "NGPU_JAX_FAULT"
@@ -40,17 +39,22 @@ class Checkpointer:
 
   def _manager(self):
     return ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True),
-        item_names=("state", "schedule"))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True),
+      item_names=("state", "schedule"),
+    )
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
 
   def save(self, step: int, state, schedule: dict) -> None:
     try:
-      self._mngr.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), schedule=ocp.args.JsonSave(schedule)))
+      self._mngr.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), schedule=ocp.args.JsonSave(schedule)
+        ),
+      )
     except _WRITE_ERRORS as e:
       raise CheckpointWriteError(_first_line(e)) from e
     if os.environ.get(FAULT_ENV) == f"kill_during_save:{step}":
@@ -80,15 +84,21 @@ class Checkpointer:
     return out.state, out.schedule
 
   def _restore_step(self, step: int, abstract_state):
-    return self._mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()))
+    return self._mngr.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), schedule=ocp.args.JsonRestore()
+      ),
+    )
 
   def _set_aside(self, step: int, error: Exception) -> None:
     src = os.path.join(self.directory, str(step))
     dst_dir = os.path.join(self.workdir, "damaged_checkpoints")
     os.makedirs(dst_dir, exist_ok=True)
     dst = os.path.join(dst_dir, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-    msg = f"checkpoint {src} is unreadable ({type(error).__name__}: {str(error)[:200]}); moved to {dst}"
+    msg = (
+      f"checkpoint {src} is unreadable ({type(error).__name__}: {str(error)[:200]}); moved to {dst}"
+    )
     logging.warning(msg)
     print(f"warning: {msg}", flush=True)
     shutil.move(src, dst)

@@ -4,145 +4,156 @@ Experiment files (experiments/*.py) start from `base(task)` and change what
 their experiment needs; `smoke(config)` shrinks any of them to a run of seconds.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
 # Fields a resumed run may change without being a different experiment.
-RESUMABLE_CHANGES = ("variant", "num_steps", "max_train_minutes", "log_every", "eval", "final_eval", "stop_when_solved",
-                     "stop_rule", "checkpoint_every", "keep_checkpoints")
+RESUMABLE_CHANGES = (
+  "variant",
+  "num_steps",
+  "max_train_minutes",
+  "log_every",
+  "eval",
+  "final_eval",
+  "stop_when_solved",
+  "stop_rule",
+  "checkpoint_every",
+  "keep_checkpoints",
+)
 
 # Fields whose base() default changed when the references' training protocol became the
 # default: a config.json written before a field existed ran with the value here, so that is
-# what loading it fills in (runs.with_defaults), and what aggregate labels it by.
+# what loading it fills in (workdir_files.with_defaults), and what aggregate labels it by.
 LEGACY_DEFAULTS = {
-    "stop_rule": "exact_at_eval_lengths",
-    "relax.init": "shared",
-    "optim.lr_decay_rule": "worse_than_3",
-    "eval.fresh": False,
-    "eval.far_lengths": (),
-    "data_generator": "exact",
+  "stop_rule": "exact_at_eval_lengths",
+  "relax.init": "shared",
+  "optim.lr_decay_rule": "worse_than_3",
+  "eval.fresh": False,
+  "eval.far_lengths": (),
+  "data_generator": "exact",
 }
 
 
 def base(task: str) -> ml_collections.ConfigDict:
   """The paper's model and training settings for `task`."""
   c = ml_collections.ConfigDict()
-  c.task = task            # a name from ngpu_jax.tasks.TASKS
-  c.seed = 0               # seeds the parameters, the data stream, dropout and noise
-  c.variant = ""           # a label for results tables (aggregate); "" = list the changed fields
-  c.batch_size = 32        # global batch, split over all devices of all processes
-  c.num_steps = 30_000     # training steps (the run may stop earlier, see stop_when_solved)
+  c.task = task  # a name from ngpu_jax.tasks.TASKS
+  c.seed = 0  # seeds the parameters, the data stream, dropout and noise
+  c.variant = ""  # a label for results tables (aggregate); "" = list the changed fields
+  c.batch_size = 32  # global batch, split over all devices of all processes
+  c.num_steps = 30_000  # training steps (the run may stop earlier, see stop_when_solved)
   c.max_train_minutes = 0.0  # stop (checkpoint, final evaluation) after this much training time,
-                             # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
+  # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
   c.zero_pad_targets = False  # arithmetic: '0' digits instead of blanks up to the problem's length
-                             # (the DNGPU writes bmul answers so); evaluation and predict follow
-  c.hard_mix = 0.0         # fraction of every training batch drawn from the task's hard-case probe
-                           # families instead of random operands (robustness training); arithmetic only
-  c.data_generator = "vectorized"  # training problems a batch at a time (fastgen), or 'exact': one by one
+  # (the DNGPU writes bmul answers so); evaluation and predict follow
+  c.hard_mix = 0.0  # fraction of every training batch drawn from the task's hard-case probe
+  # families instead of random operands (robustness training); arithmetic only
+  c.data_generator = (
+    "vectorized"  # training problems a batch at a time (fastgen), or 'exact': one by one
+  )
 
   c.model = ml_collections.ConfigDict()
-  c.model.maps = 24        # M: maps (channels) of the mental image
-  c.model.rows = 4         # H: rows of the mental image; the input is written into row 0
-  c.model.layers = 2       # L: CGRU layers in one step, each with its own kernels
+  c.model.maps = 24  # M: maps (channels) of the mental image
+  c.model.rows = 4  # H: rows of the mental image; the input is written into row 0
+  c.model.layers = 2  # L: CGRU layers in one step, each with its own kernels
   c.model.kernel_init_scale = 1.8  # step kernels ~ U(+-scale * sqrt(3 / fan_in)); DNGPU: 1.0
-  c.model.cutoff = 1.2     # gates are clip(cutoff * sigmoid(x) - (cutoff - 1) / 2, 0, 1)
-  c.model.dropout = 0.15   # dropout rate (at width 8 when dropout_by_length)
+  c.model.cutoff = 1.2  # gates are clip(cutoff * sigmoid(x) - (cutoff - 1) / 2, 0, 1)
+  c.model.dropout = 0.15  # dropout rate (at width 8 when dropout_by_length)
   c.model.dropout_by_length = True  # rate = dropout * 8 / width (paper); False: fixed (DNGPU)
-  c.model.dropout_on = "state"   # 'state' between steps (paper) or each layer's 'candidate' (DNGPU)
+  c.model.dropout_on = "state"  # 'state' between steps (paper) or each layer's 'candidate' (DNGPU)
   c.model.gate = "sigmoid_cutoff"  # or 'hard_sigmoid' = clip(0.5x + 0.5, 0, 1) (DNGPU)
-  c.model.candidate = "tanh"       # or 'hard_tanh' = clip(x, -1, 1) (DNGPU)
-  c.model.u_offset = 1.0   # constant added to the keep gate's pre-activation (DNGPU: 0.7)
-  c.model.r_offset = 1.0   # constant added to the reset gate's pre-activation (DNGPU: 0.5)
+  c.model.candidate = "tanh"  # or 'hard_tanh' = clip(x, -1, 1) (DNGPU)
+  c.model.u_offset = 1.0  # constant added to the keep gate's pre-activation (DNGPU: 0.7)
+  c.model.r_offset = 1.0  # constant added to the reset gate's pre-activation (DNGPU: 0.5)
   c.model.diagonal = False  # keep path reads 1/3 of the maps from each neighbour column (DNGPU)
   c.model.squash_input = False  # pass the embedded input through the candidate function, so the
-                                # state starts inside [-1, 1] (DNGPU; without it hard gates let
-                                # the input scale grow: measured, grad norm 1e5 by step 25)
+  # state starts inside [-1, 1] (DNGPU; without it hard gates let
+  # the input scale grow: measured, grad norm 1e5 by step 25)
   c.model.input_path = "embed"  # 'embed': U(-1.7, 1.7) embedding, tanh, 1x1 conv (the paper's
-                                # code); 'onehot': one-hot symbols through a Glorot-initialised
-                                # 1x1 conv with bias, nothing else (the DNGPU's)
+  # code); 'onehot': one-hot symbols through a Glorot-initialised
+  # 1x1 conv with bias, nothing else (the DNGPU's)
   c.model.readout = "own_length"  # 'own_length': each example read after its own n steps (paper);
-                                  # 'final': every example read after the batch's full width, so a
-                                  # short problem must hold its answer to the end (DNGPU)
+  # 'final': every example read after the batch's full width, so a
+  # short problem must hold its answer to the end (DNGPU)
   c.model.conv_impl = "auto"  # 'hybrid' (fast on CPU), 'im2col' (GPU), 'xla' (lax.conv), or 'auto':
-                              # the one measured fastest on the running backend
-  c.model.scan_unroll = 1    # steps per scan iteration (same numbers; fewer loop trips on GPU)
-  c.model.remat = True     # rematerialise each step in the backward pass (memory / W)
+  # the one measured fastest on the running backend
+  c.model.scan_unroll = 1  # steps per scan iteration (same numbers; fewer loop trips on GPU)
+  c.model.remat = True  # rematerialise each step in the backward pass (memory / W)
 
   c.relax = ml_collections.ConfigDict()
-  c.relax.copies = 6       # R copies of the step parameters; step t uses copy t % R; 1 = plain sharing
+  c.relax.copies = 6  # R copies of the step parameters; step t uses copy t % R; 1 = plain sharing
   c.relax.pull_start = 0.0005  # initial weight of sum_k ||theta_k - mean||^2
-  c.relax.pull_factor = 1.2    # pull x this at each window that meets the curriculum criterion
-  c.relax.pull_max = 0.1       # from here on such windows average the copies instead
+  c.relax.pull_factor = 1.2  # pull x this at each window that meets the curriculum criterion
+  c.relax.pull_max = 0.1  # from here on such windows average the copies instead
   c.relax.init = "independent"  # each copy its own random draw (the original's code), or 'shared':
-                                # every copy starts from one draw
+  # every copy starts from one draw
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"        # or 'adamax' (optax.adamax), or 'clipped_adamax' (the DNGPU's:
-                               # per-element clip at 1.2x the running max, beta2 0.99 -> 0.9995)
+  c.optim.name = "adam"  # or 'adamax' (optax.adamax), or 'clipped_adamax' (the DNGPU's:
+  # per-element clip at 1.2x the running max, beta2 0.99 -> 0.9995)
   c.optim.clip_mode = "global_norm"  # clip the gradient's global norm, each 'element', or 'none'
   c.optim.learning_rate = 1e-3
-  c.optim.adam_eps = 1e-4      # the reference's eps; optax's default 1e-8 is much smaller
-  c.optim.clip_norm = 1.0      # the clipping bound (global norm, or per element)
-  c.optim.lr_decay = 0.98      # lr x this when lr_decay_rule fires at the end of a window
-  c.optim.lr_decay_rule = "original"  # 'worse_than_3': loss worse than the last 3 windows'; 'original':
-                                      # that, except at the window right after a curriculum advance,
-                                      # plus a decay at each averaging of the copies whose window
-                                      # error is below 5% (the original trainer's late phase);
-                                      # 'no_progress_2': 2 windows without improvement (DNGPU)
+  c.optim.adam_eps = 1e-4  # the reference's eps; optax's default 1e-8 is much smaller
+  c.optim.clip_norm = 1.0  # the clipping bound (global norm, or per element)
+  c.optim.lr_decay = 0.98  # lr x this when lr_decay_rule fires at the end of a window
+  c.optim.lr_decay_rule = (
+    "original"  # 'worse_than_3': loss worse than the last 3 windows'; 'original':
+  )
+  # that, except at the window right after a curriculum advance,
+  # plus a decay at each averaging of the copies whose window
+  # error is below 5% (the original trainer's late phase);
+  # 'no_progress_2': 2 windows without improvement (DNGPU)
   c.optim.min_lr_factor = 0.0  # decays stop at learning_rate * this (DNGPU: 1/60)
-  c.optim.noise_scale = 0.0    # gradient noise (truncated normal after clipping); 0 = off
+  c.optim.noise_scale = 0.0  # gradient noise (truncated normal after clipping); 0 = off
   c.optim.noise_kind = "error_scaled"  # std = scale * sqrt(seq_err / (t+1)^0.55), none below 2%
-                                       # error (the paper); 'lr_scaled': std = scale * lr (DNGPU)
+  # error (the paper); 'lr_scaled': std = scale * lr (DNGPU)
   c.optim.rollback_lr_factor = 0.5  # on a non-finite loss: back to the last checkpoint, lr x this
-  c.optim.max_rollbacks = 3    # rollbacks allowed per run; past them the run stops with an error
-  c.optim.ema_decay = 0.0      # > 0: evaluate, export and predict with a moving average of the
-                               # parameters (decay per step); 0 = the last parameters
+  c.optim.max_rollbacks = 3  # rollbacks allowed per run; past them the run stops with an error
+  c.optim.ema_decay = 0.0  # > 0: evaluate, export and predict with a moving average of the
+  # parameters (decay per step); 0 = the last parameters
 
   c.saturation = ml_collections.ConfigDict()  # DNGPU's cost on saturated pre-activations
   c.saturation.enabled = False
-  c.saturation.limit = 0.9     # cost = mean relu(|pre-activation| - limit)
-  c.saturation.start = 1e-3    # initial weight; each window: clip(w * lr * loss / cost, min, max)
+  c.saturation.limit = 0.9  # cost = mean relu(|pre-activation| - limit)
+  c.saturation.start = 1e-3  # initial weight; each window: clip(w * lr * loss / cost, min, max)
   c.saturation.min = 1e-20
   c.saturation.max = 1e-3
 
   c.curriculum = ml_collections.ConfigDict()
-  c.curriculum.mode = "paper"      # 'paper', or 'all_buckets': every step trains one batch per
-                                   # bucket up to max_length at that length, no curriculum (DNGPU)
-  c.curriculum.bin_groups = 0      # all_buckets: pad the bins into this many groups, one scan
-                                   # each (0 = one scan per bin); same problems and loss
+  c.curriculum.mode = "paper"  # 'paper', or 'all_buckets': every step trains one batch per
+  # bucket up to max_length at that length, no curriculum (DNGPU)
+  c.curriculum.bin_groups = 0  # all_buckets: pad the bins into this many groups, one scan
+  # each (0 = one scan per bin); same problems and loss
   c.curriculum.bin_lengths = "exact"  # all_buckets: 'exact' puts every problem of a bin at the
-                                   # bin's length; 'spread' draws each from (previous bin, bin],
-                                   # so every length from min_length on is trained, not 9 of them
+  # bin's length; 'spread' draws each from (previous bin, bin],
+  # so every length from min_length on is trained, not 9 of them
   c.curriculum.shorter_fraction = 0.0  # spread: this fraction of each bin drawn from the lengths
-                                   # below the previous bin (DNGPU: ~5%; with readout 'final' those
-                                   # must hold their answer through many more steps)
-  c.curriculum.min_length = 3      # shortest training length
-  c.curriculum.start_length = 6    # curriculum length at step 0
-  c.curriculum.max_length = 41     # the paper's training length (two 20-bit operands + operator)
-  c.curriculum.threshold = 0.15    # advance when a window's training sequence error is below this
-  c.curriculum.window = 200        # steps per decision window (curriculum, pull, lr decay)
-  c.curriculum.p_recent = 0.6      # probability of the second U{min, cur} draw
-  c.curriculum.p_full = 0.25       # probability of a U{min, max_length} draw
+  # below the previous bin (DNGPU: ~5%; with readout 'final' those
+  # must hold their answer through many more steps)
+  c.curriculum.min_length = 3  # shortest training length
+  c.curriculum.start_length = 6  # curriculum length at step 0
+  c.curriculum.max_length = 41  # the paper's training length (two 20-bit operands + operator)
+  c.curriculum.threshold = 0.15  # advance when a window's training sequence error is below this
+  c.curriculum.window = 200  # steps per decision window (curriculum, pull, lr decay)
+  c.curriculum.p_recent = 0.6  # probability of the second U{min, cur} draw
+  c.curriculum.p_full = 0.25  # probability of a U{min, max_length} draw
 
   # Widths that batches are padded to: one compiled step per bucket in use.
   c.buckets = (8, 12, 16, 20, 24, 28, 32, 36, 41, 48, 64)
 
-  c.log_every = 100            # steps between console lines and train lines in metrics.jsonl
-  c.checkpoint_every = 1000    # steps between orbax checkpoints
-  c.keep_checkpoints = 3       # newest checkpoints kept
+  c.log_every = 100  # steps between console lines and train lines in metrics.jsonl
+  c.checkpoint_every = 1000  # steps between orbax checkpoints
+  c.keep_checkpoints = 3  # newest checkpoints kept
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.every = 1000          # steps between evaluations during training
+  c.eval.every = 1000  # steps between evaluations during training
   # Lengths evaluated during training: the training length and past it, so metrics.jsonl shows
   # the generalization front (the longest length up to which every evaluated length is exact).
   c.eval.lengths = (41, 51, 61, 81, 121)
   c.eval.far_lengths = (201, 401)  # evaluated every far_every steps only (they cost W^2)
   c.eval.far_every = 5000
-  c.eval.examples = 128        # random examples per length
-  c.eval.fresh = True          # new problems at every evaluation (False: the same ones each time)
-  c.eval.batch_size = 64       # examples per forward pass (memory bound at long lengths)
+  c.eval.examples = 128  # random examples per length
+  c.eval.fresh = True  # new problems at every evaluation (False: the same ones each time)
+  c.eval.batch_size = 64  # examples per forward pass (memory bound at long lengths)
 
   c.final_eval = ml_collections.ConfigDict()
   c.final_eval.lengths = (41, 401)  # evaluated once when training ends
@@ -153,11 +164,11 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.final_eval.long_lengths = (4001,)
   c.final_eval.long_examples = 64
 
-  c.stop_when_solved = True    # stop once stop_rule holds (else at num_steps / max_train_minutes)
+  c.stop_when_solved = True  # stop once stop_rule holds (else at num_steps / max_train_minutes)
   c.stop_rule = "exact_at_long"  # 'exact_at_long': an evaluation exact at every length up to 401
-                                 # (far lengths included) and then on fresh final_eval.long_lengths
-                                 # problems (4001); 'exact_at_eval_lengths': curriculum done and
-                                 # eval.lengths exact (stops 1-2k steps after reaching 41)
+  # (far lengths included) and then on fresh final_eval.long_lengths
+  # problems (4001); 'exact_at_eval_lengths': curriculum done and
+  # eval.lengths exact (stops 1-2k steps after reaching 41)
   return c
 
 
@@ -184,16 +195,6 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.final_eval.long_lengths = ()
   c.stop_when_solved = False
   return c
-
-
-def load_experiment(path: str):
-  """The experiment file at path as a module (its get_config, and get_sweep if any)."""
-  spec = importlib.util.spec_from_file_location("_ngpu_experiment", path)
-  if spec is None or not os.path.exists(path):
-    raise ValueError(f"no experiment file {path!r}")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def set_field(c: ml_collections.ConfigDict, dotted: str, value) -> None:
@@ -229,93 +230,155 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
   return smoke(c) if "smoke" in forms else c
 
 
-# Seeds per task in the reproduction table: the issue asks for 5 where a run is cheap, 3 where
-# the curriculum alone takes hours on a CPU.
-REPRODUCTION_SEEDS = {"badd": 5, "copy": 5, "reverse": 5, "duplicate": 5, "sort": 5,
-                      "bmul": 3, "add": 3, "mul": 3}
-
-
-def reproduction_sweep(task: str) -> list[dict]:
-  """One {'seed': s} per seed of task's row in the reproduction table."""
-  if task not in REPRODUCTION_SEEDS:
-    raise ValueError(f"no reproduction seeds for task {task!r}; known: {sorted(REPRODUCTION_SEEDS)}")
-  return [{"seed": s} for s in range(REPRODUCTION_SEEDS[task])]
-
-
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
   from ngpu_jax import cgru, data, optim, schedule, tasks  # pylint: disable=g-import-not-at-top
+
   errors = []
 
   def need(ok, msg):
     if not ok:
       errors.append(msg)
 
-  need(c.task in tasks.TASKS, f"task: unknown task {c.task!r}; known: {', '.join(sorted(tasks.TASKS))}")
+  need(
+    c.task in tasks.TASKS, f"task: unknown task {c.task!r}; known: {', '.join(sorted(tasks.TASKS))}"
+  )
   for name in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
-    need(isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}")
+    need(
+      isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}"
+    )
   need(0.0 <= c.hard_mix < 1.0, f"hard_mix: must be in [0, 1), got {c.hard_mix!r}")
-  need(c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,
-       f"hard_mix: the probe families exist for the arithmetic tasks only, not {c.task!r}")
-  need(c.data_generator in ("exact", "vectorized"),
-       f"data_generator: must be exact or vectorized, got {c.data_generator!r}")
+  need(
+    c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,
+    f"hard_mix: the probe families exist for the arithmetic tasks only, not {c.task!r}",
+  )
+  need(
+    c.data_generator in ("exact", "vectorized"),
+    f"data_generator: must be exact or vectorized, got {c.data_generator!r}",
+  )
   m, cur = c.model, c.curriculum
   for name in ("maps", "rows", "layers"):
-    need(isinstance(m[name], int) and m[name] > 0, f"model.{name}: must be a positive int, got {m[name]!r}")
+    need(
+      isinstance(m[name], int) and m[name] > 0,
+      f"model.{name}: must be a positive int, got {m[name]!r}",
+    )
   need(m.kernel_init_scale > 0, f"model.kernel_init_scale: must be > 0, got {m.kernel_init_scale}")
   need(m.cutoff >= 1.0, f"model.cutoff: must be >= 1, got {m.cutoff}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout: must be in [0, 1), got {m.dropout}")
-  need(m.dropout_on in ("state", "candidate"), f"model.dropout_on: must be state or candidate, got {m.dropout_on!r}")
-  need(m.gate in ("sigmoid_cutoff", "hard_sigmoid"), f"model.gate: must be sigmoid_cutoff or hard_sigmoid, got {m.gate!r}")
-  need(m.candidate in ("tanh", "hard_tanh"), f"model.candidate: must be tanh or hard_tanh, got {m.candidate!r}")
+  need(
+    m.dropout_on in ("state", "candidate"),
+    f"model.dropout_on: must be state or candidate, got {m.dropout_on!r}",
+  )
+  need(
+    m.gate in ("sigmoid_cutoff", "hard_sigmoid"),
+    f"model.gate: must be sigmoid_cutoff or hard_sigmoid, got {m.gate!r}",
+  )
+  need(
+    m.candidate in ("tanh", "hard_tanh"),
+    f"model.candidate: must be tanh or hard_tanh, got {m.candidate!r}",
+  )
   need(not m.diagonal or m.maps >= 3, "model.diagonal: needs maps >= 3 (a third shifts each way)")
-  need(c.optim.name in optim.OPTIMIZERS,
-       f"optim.name: must be one of {sorted(optim.OPTIMIZERS)}, got {c.optim.name!r}")
-  need(c.optim.clip_mode in optim.CLIP_MODES,
-       f"optim.clip_mode: must be one of {optim.CLIP_MODES}, got {c.optim.clip_mode!r}")
-  need(c.optim.lr_decay_rule in schedule.LR_DECAY_RULES,
-       f"optim.lr_decay_rule: must be one of {schedule.LR_DECAY_RULES}, got {c.optim.lr_decay_rule!r}")
-  need(0 <= c.optim.min_lr_factor <= 1, f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}")
-  need(cur.mode in ("paper", "all_buckets"), f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}")
-  need(cur.bin_lengths in ("exact", "spread"),
-       f"curriculum.bin_lengths: must be exact or spread, got {cur.bin_lengths!r}")
-  need(cur.bin_lengths == "exact" or cur.mode == "all_buckets",
-       f"curriculum.bin_lengths: spread fills the bins of mode all_buckets; mode {cur.mode!r} "
-       "has no bins to fill")
-  need(0.0 <= cur.shorter_fraction < 1.0 and (cur.shorter_fraction == 0 or cur.bin_lengths == "spread"),
-       f"curriculum.shorter_fraction: must be in [0, 1), and 0 unless bin_lengths is spread, "
-       f"got {cur.shorter_fraction!r}")
-  need(m.readout in ("own_length", "final"),
-       f"model.readout: must be own_length or final, got {m.readout!r}")
-  need(not (m.readout == "final" and cur.mode == "all_buckets" and cur.bin_groups > 0),
-       "model.readout: final reads each bin after its own width; bin_groups packs bins into "
-       "wider scans, so it needs curriculum.bin_groups=0")
-  need(m.input_path in ("embed", "onehot"), f"model.input_path: must be embed or onehot, got {m.input_path!r}")
-  need(c.relax.init in ("independent", "shared"),
-       f"relax.init: must be independent or shared, got {c.relax.init!r}")
-  need(c.optim.noise_kind in optim.NOISE_KINDS,
-       f"optim.noise_kind: must be one of {optim.NOISE_KINDS}, got {c.optim.noise_kind!r}")
-  need(0 < c.optim.rollback_lr_factor <= 1,
-       f"optim.rollback_lr_factor: must be in (0, 1], got {c.optim.rollback_lr_factor}")
-  need(isinstance(c.optim.max_rollbacks, int) and c.optim.max_rollbacks >= 0,
-       f"optim.max_rollbacks: must be an int >= 0, got {c.optim.max_rollbacks!r}")
-  need(c.stop_rule in ("exact_at_long", "exact_at_eval_lengths"),
-       f"stop_rule: must be exact_at_long or exact_at_eval_lengths, got {c.stop_rule!r}")
-  need(not c.zero_pad_targets or c.task in tasks.ARITHMETIC,
-       f"zero_pad_targets: pads numbers with '0' digits, so arithmetic tasks only, not {c.task!r}")
-  need(isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
-       f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}")
-  need(not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
-       "curriculum.bin_groups: packing bins needs model.dropout_by_length=False (the rate "
-       "would follow the group's width, not each bin's)")
-  need(isinstance(m.scan_unroll, int) and m.scan_unroll >= 1,
-       f"model.scan_unroll: must be an int >= 1, got {m.scan_unroll!r}")
+  need(
+    c.optim.name in optim.OPTIMIZERS,
+    f"optim.name: must be one of {sorted(optim.OPTIMIZERS)}, got {c.optim.name!r}",
+  )
+  need(
+    c.optim.clip_mode in optim.CLIP_MODES,
+    f"optim.clip_mode: must be one of {optim.CLIP_MODES}, got {c.optim.clip_mode!r}",
+  )
+  need(
+    c.optim.lr_decay_rule in schedule.LR_DECAY_RULES,
+    f"optim.lr_decay_rule: must be one of {schedule.LR_DECAY_RULES}, got {c.optim.lr_decay_rule!r}",
+  )
+  need(
+    0 <= c.optim.min_lr_factor <= 1,
+    f"optim.min_lr_factor: must be in [0, 1], got {c.optim.min_lr_factor}",
+  )
+  need(
+    cur.mode in ("paper", "all_buckets"),
+    f"curriculum.mode: must be paper or all_buckets, got {cur.mode!r}",
+  )
+  need(
+    cur.bin_lengths in ("exact", "spread"),
+    f"curriculum.bin_lengths: must be exact or spread, got {cur.bin_lengths!r}",
+  )
+  need(
+    cur.bin_lengths == "exact" or cur.mode == "all_buckets",
+    f"curriculum.bin_lengths: spread fills the bins of mode all_buckets; mode {cur.mode!r} "
+    "has no bins to fill",
+  )
+  need(
+    0.0 <= cur.shorter_fraction < 1.0
+    and (cur.shorter_fraction == 0 or cur.bin_lengths == "spread"),
+    f"curriculum.shorter_fraction: must be in [0, 1), and 0 unless bin_lengths is spread, "
+    f"got {cur.shorter_fraction!r}",
+  )
+  need(
+    m.readout in ("own_length", "final"),
+    f"model.readout: must be own_length or final, got {m.readout!r}",
+  )
+  need(
+    not (m.readout == "final" and cur.mode == "all_buckets" and cur.bin_groups > 0),
+    "model.readout: final reads each bin after its own width; bin_groups packs bins into "
+    "wider scans, so it needs curriculum.bin_groups=0",
+  )
+  need(
+    m.input_path in ("embed", "onehot"),
+    f"model.input_path: must be embed or onehot, got {m.input_path!r}",
+  )
+  need(
+    c.relax.init in ("independent", "shared"),
+    f"relax.init: must be independent or shared, got {c.relax.init!r}",
+  )
+  need(
+    c.optim.noise_kind in optim.NOISE_KINDS,
+    f"optim.noise_kind: must be one of {optim.NOISE_KINDS}, got {c.optim.noise_kind!r}",
+  )
+  need(
+    0 < c.optim.rollback_lr_factor <= 1,
+    f"optim.rollback_lr_factor: must be in (0, 1], got {c.optim.rollback_lr_factor}",
+  )
+  need(
+    isinstance(c.optim.max_rollbacks, int) and c.optim.max_rollbacks >= 0,
+    f"optim.max_rollbacks: must be an int >= 0, got {c.optim.max_rollbacks!r}",
+  )
+  need(
+    c.stop_rule in ("exact_at_long", "exact_at_eval_lengths"),
+    f"stop_rule: must be exact_at_long or exact_at_eval_lengths, got {c.stop_rule!r}",
+  )
+  need(
+    not c.zero_pad_targets or c.task in tasks.ARITHMETIC,
+    f"zero_pad_targets: pads numbers with '0' digits, so arithmetic tasks only, not {c.task!r}",
+  )
+  need(
+    isinstance(cur.bin_groups, int) and cur.bin_groups >= 0,
+    f"curriculum.bin_groups: must be an int >= 0, got {cur.bin_groups!r}",
+  )
+  need(
+    not (cur.mode == "all_buckets" and cur.bin_groups > 0 and m.dropout_by_length),
+    "curriculum.bin_groups: packing bins needs model.dropout_by_length=False (the rate "
+    "would follow the group's width, not each bin's)",
+  )
+  need(
+    isinstance(m.scan_unroll, int) and m.scan_unroll >= 1,
+    f"model.scan_unroll: must be an int >= 1, got {m.scan_unroll!r}",
+  )
   sat = c.saturation
   need(0 < sat.min <= sat.start <= sat.max, "saturation: need 0 < min <= start <= max")
-  need(m.conv_impl in cgru.CONV_IMPLS, f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}")
-  need(isinstance(c.relax.copies, int) and c.relax.copies >= 1, f"relax.copies: must be an int >= 1, got {c.relax.copies!r}")
-  need(c.relax.pull_start >= 0 and c.relax.pull_factor >= 1.0 and c.relax.pull_max >= c.relax.pull_start,
-       "relax: need pull_start >= 0, pull_factor >= 1, pull_max >= pull_start")
+  need(
+    m.conv_impl in cgru.CONV_IMPLS,
+    f"model.conv_impl: must be one of {cgru.CONV_IMPLS}, got {m.conv_impl!r}",
+  )
+  need(
+    isinstance(c.relax.copies, int) and c.relax.copies >= 1,
+    f"relax.copies: must be an int >= 1, got {c.relax.copies!r}",
+  )
+  need(
+    c.relax.pull_start >= 0
+    and c.relax.pull_factor >= 1.0
+    and c.relax.pull_max >= c.relax.pull_start,
+    "relax: need pull_start >= 0, pull_factor >= 1, pull_max >= pull_start",
+  )
   o = c.optim
   need(o.learning_rate > 0, f"optim.learning_rate: must be > 0, got {o.learning_rate}")
   need(o.adam_eps > 0, f"optim.adam_eps: must be > 0, got {o.adam_eps}")
@@ -324,43 +387,66 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(o.noise_scale >= 0, f"optim.noise_scale: must be >= 0, got {o.noise_scale}")
   need(0 <= o.ema_decay < 1, f"optim.ema_decay: must be in [0, 1), got {o.ema_decay}")
   buckets = tuple(c.buckets)
-  need(len(buckets) > 0 and all(isinstance(b, int) and b > 0 for b in buckets),
-       f"buckets: must be positive ints, got {buckets!r}")
+  need(
+    len(buckets) > 0 and all(isinstance(b, int) and b > 0 for b in buckets),
+    f"buckets: must be positive ints, got {buckets!r}",
+  )
   if c.task in tasks.TASKS:
-    need(cur.min_length >= tasks.TASKS[c.task].min_length,
-         f"curriculum.min_length: {cur.min_length} is below the shortest {c.task} problem "
-         f"({tasks.TASKS[c.task].min_length})")
+    need(
+      cur.min_length >= tasks.TASKS[c.task].min_length,
+      f"curriculum.min_length: {cur.min_length} is below the shortest {c.task} problem "
+      f"({tasks.TASKS[c.task].min_length})",
+    )
   if cur.bin_lengths == "spread" and buckets and all(isinstance(b, int) for b in buckets):
     # The same first bin and floor as train.training_batches, so no config passed here fails
     # at its first step.
     first_bin = data.all_bucket_lengths(buckets, cur.max_length)[0]
     floor = max(cur.min_length, tasks.TASKS[c.task].min_length if c.task in tasks.TASKS else 0)
-    need(floor <= first_bin,
-         f"curriculum.bin_lengths: spread draws from curriculum.min_length={floor} up, "
-         f"which must not exceed the first bin {first_bin}")
-  need(cur.min_length <= cur.start_length <= cur.max_length,
-       f"curriculum: need min_length <= start_length <= max_length, got "
-       f"{cur.min_length}, {cur.start_length}, {cur.max_length}")
+    need(
+      floor <= first_bin,
+      f"curriculum.bin_lengths: spread draws from curriculum.min_length={floor} up, "
+      f"which must not exceed the first bin {first_bin}",
+    )
+  need(
+    cur.min_length <= cur.start_length <= cur.max_length,
+    f"curriculum: need min_length <= start_length <= max_length, got "
+    f"{cur.min_length}, {cur.start_length}, {cur.max_length}",
+  )
   if buckets and all(isinstance(b, int) for b in buckets):
-    need(cur.max_length <= max(buckets),
-         f"curriculum.max_length: {cur.max_length} is above the largest bucket {max(buckets)}")
+    need(
+      cur.max_length <= max(buckets),
+      f"curriculum.max_length: {cur.max_length} is above the largest bucket {max(buckets)}",
+    )
   need(0 < cur.threshold <= 1, f"curriculum.threshold: must be in (0, 1], got {cur.threshold}")
-  need(isinstance(cur.window, int) and cur.window > 0, f"curriculum.window: must be a positive int, got {cur.window!r}")
-  need(0 <= cur.p_recent <= 1 and 0 <= cur.p_full <= 1, "curriculum: p_recent and p_full must be probabilities")
-  need(isinstance(c.eval.far_every, int) and c.eval.far_every > 0
-       and (not c.eval.far_lengths or c.eval.far_every % max(int(c.eval.every), 1) == 0),
-       f"eval.far_every: must be a positive multiple of eval.every={c.eval.every}, got "
-       f"{c.eval.far_every!r}")
+  need(
+    isinstance(cur.window, int) and cur.window > 0,
+    f"curriculum.window: must be a positive int, got {cur.window!r}",
+  )
+  need(
+    0 <= cur.p_recent <= 1 and 0 <= cur.p_full <= 1,
+    "curriculum: p_recent and p_full must be probabilities",
+  )
+  need(
+    isinstance(c.eval.far_every, int)
+    and c.eval.far_every > 0
+    and (not c.eval.far_lengths or c.eval.far_every % max(int(c.eval.every), 1) == 0),
+    f"eval.far_every: must be a positive multiple of eval.every={c.eval.every}, got "
+    f"{c.eval.far_every!r}",
+  )
   for group, field in (("eval", "lengths"), ("eval", "far_lengths"), ("final_eval", "lengths")):
     lengths = tuple(c[group][field])
-    need(all(isinstance(n, int) and n >= cur.min_length for n in lengths),
-         f"{group}.{field}: must be ints >= curriculum.min_length, got {lengths!r}")
+    need(
+      all(isinstance(n, int) and n >= cur.min_length for n in lengths),
+      f"{group}.{field}: must be ints >= curriculum.min_length, got {lengths!r}",
+    )
     need(c[group].examples > 0, f"{group}.examples: must be positive")
   need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
   need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")
   long_lengths = tuple(c.final_eval.long_lengths)
-  need(all(isinstance(n, int) and n >= cur.min_length for n in long_lengths),
-       f"final_eval.long_lengths: must be ints >= curriculum.min_length, got {long_lengths!r}")
+  need(
+    all(isinstance(n, int) and n >= cur.min_length for n in long_lengths),
+    f"final_eval.long_lengths: must be ints >= curriculum.min_length, got {long_lengths!r}",
+  )
   need(c.final_eval.long_examples > 0, "final_eval.long_examples: must be positive")
   need(c.final_eval.probe_examples >= 0, "final_eval.probe_examples: must be >= 0")
   need(c.eval.every > 0, "eval.every: must be positive")

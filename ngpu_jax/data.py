@@ -4,7 +4,8 @@ Every batch is a pure function of (seed, step): the generator is seeded with
 both, so a resumed run, or any number of processes, sees the same global batch.
 """
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ngpu_jax import fastgen, tasks
 class Batch(NamedTuple):
   x_BxW: np.ndarray  # input symbols, PAD past each example's length
   y_BxW: np.ndarray  # target symbols
-  n_B: np.ndarray    # each example's true length = number of steps the model runs
+  n_B: np.ndarray  # each example's true length = number of steps the model runs
 
 
 def bucket_for(length: int, buckets: Sequence[int]) -> int:
@@ -25,8 +26,14 @@ def bucket_for(length: int, buckets: Sequence[int]) -> int:
   raise ValueError(f"length {length} exceeds the largest bucket {max(buckets)}")
 
 
-def sample_length(rng: np.random.Generator, min_length: int, cur_length: int,
-                  max_length: int, p_recent: float = 0.6, p_full: float = 0.25) -> int:
+def sample_length(
+  rng: np.random.Generator,
+  min_length: int,
+  cur_length: int,
+  max_length: int,
+  p_recent: float = 0.6,
+  p_full: float = 0.25,
+) -> int:
   """The reference's long-biased curriculum draw.
 
   l ~ U{min, cur}; with prob p_recent l = max(l, U{min, cur}); with prob p_full
@@ -40,8 +47,14 @@ def sample_length(rng: np.random.Generator, min_length: int, cur_length: int,
   return length
 
 
-def make_batch(task: tasks.Task, rng: np.random.Generator, batch_size: int, length: int,
-               width: int, vectorized: bool = False) -> Batch:
+def make_batch(
+  task: tasks.Task,
+  rng: np.random.Generator,
+  batch_size: int,
+  length: int,
+  width: int,
+  vectorized: bool = False,
+) -> Batch:
   """batch_size problems of `length`, padded to `width` columns.
 
   vectorized: drawn by fastgen (same distribution, another random stream) instead of
@@ -54,8 +67,11 @@ def make_batch(task: tasks.Task, rng: np.random.Generator, batch_size: int, leng
     return Batch(*fastgen.sample(task, rng, n_B, width), n_B)
   x_BxL, y_BxL = task.sample_batch(rng, batch_size, length)
   pad = ((0, 0), (0, width - length))
-  return Batch(np.pad(x_BxL, pad).astype(np.int32), np.pad(y_BxL, pad).astype(np.int32),
-               np.full((batch_size,), length, np.int32))
+  return Batch(
+    np.pad(x_BxL, pad).astype(np.int32),
+    np.pad(y_BxL, pad).astype(np.int32),
+    np.full((batch_size,), length, np.int32),
+  )
 
 
 def train_rng(seed: int, step: int) -> np.random.Generator:
@@ -73,9 +89,19 @@ def eval_rng(seed: int, length: int, draw: int | None = None) -> np.random.Gener
   return np.random.default_rng([seed, length, 1] + ([] if draw is None else [draw]))
 
 
-def train_batch(task: tasks.Task, seed: int, step: int, batch_size: int, min_length: int,
-                cur_length: int, max_length: int, buckets: Sequence[int],
-                p_recent: float = 0.6, p_full: float = 0.25, vectorized: bool = False) -> Batch:
+def train_batch(
+  task: tasks.Task,
+  seed: int,
+  step: int,
+  batch_size: int,
+  min_length: int,
+  cur_length: int,
+  max_length: int,
+  buckets: Sequence[int],
+  p_recent: float = 0.6,
+  p_full: float = 0.25,
+  vectorized: bool = False,
+) -> Batch:
   """The global training batch of `step`: one curriculum length for the whole batch."""
   rng = train_rng(seed, step)
   length = sample_length(rng, min_length, cur_length, max_length, p_recent, p_full)
@@ -87,10 +113,16 @@ def all_bucket_lengths(buckets: Sequence[int], max_length: int) -> list[int]:
   return sorted({b for b in buckets if b < max_length} | {max_length})
 
 
-def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
-                       lengths: Sequence[int], spread_from: int | None = None,
-                       shorter_fraction: float = 0.0, vectorized: bool = False
-                       ) -> tuple[Batch, ...]:
+def all_bucket_batches(
+  task: tasks.Task,
+  seed: int,
+  step: int,
+  batch_size: int,
+  lengths: Sequence[int],
+  spread_from: int | None = None,
+  shorter_fraction: float = 0.0,
+  vectorized: bool = False,
+) -> tuple[Batch, ...]:
   """One batch of batch_size problems per bin length (no curriculum), for `step`.
 
   spread_from=None: every problem of a bin has the bin's length. spread_from=m:
@@ -117,8 +149,9 @@ def all_bucket_batches(task: tasks.Task, seed: int, step: int, batch_size: int,
   return tuple(out)
 
 
-def _spread_problems(task: tasks.Task, rng: np.random.Generator, n_B: np.ndarray, width: int,
-                     vectorized: bool) -> tuple[np.ndarray, np.ndarray]:
+def _spread_problems(
+  task: tasks.Task, rng: np.random.Generator, n_B: np.ndarray, width: int, vectorized: bool
+) -> tuple[np.ndarray, np.ndarray]:
   """x_BxW, y_BxW: one problem of length n_B[i] per row, padded to width."""
   if vectorized:
     return fastgen.sample(task, rng, n_B, width)
@@ -163,11 +196,15 @@ def pack(batches: Sequence[Batch], groups: Sequence[Sequence[int]]) -> tuple[Bat
   """Concatenates the batches of each group (in order), padded to the group's widest."""
   out, k = [], 0
   for group in groups:
-    part = batches[k:k + len(group)]
+    part = batches[k : k + len(group)]
     k += len(group)
     width = max(b.x_BxW.shape[1] for b in part)
     pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
-    out.append(Batch(np.concatenate([pad(b.x_BxW) for b in part]),
-                     np.concatenate([pad(b.y_BxW) for b in part]),
-                     np.concatenate([b.n_B for b in part])))
+    out.append(
+      Batch(
+        np.concatenate([pad(b.x_BxW) for b in part]),
+        np.concatenate([pad(b.y_BxW) for b in part]),
+        np.concatenate([b.n_B for b in part]),
+      )
+    )
   return tuple(out)

@@ -11,7 +11,7 @@ Python problem (and big integer) at a time. Training uses it (config.data_genera
 and tests keep the exact generators, which stay the reference.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,13 +20,16 @@ from ngpu_jax import tasks
 PAD = tasks.PAD
 
 
-def sample(task: tasks.Task, rng: np.random.Generator, n_B, width: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def sample(
+  task: tasks.Task, rng: np.random.Generator, n_B, width: int
+) -> tuple[np.ndarray, np.ndarray]:
   """One problem of length n_B[i] per row, PAD-padded to `width`: x_BxW, y_BxW int32."""
   n_B = np.asarray(n_B, np.int64).reshape(-1)
   if n_B.size and (n_B.min() < task.min_length or n_B.max() > width):
-    raise ValueError(f"{task.name}: lengths {n_B.min()}..{n_B.max()} must lie in "
-                     f"[{task.min_length}, width {width}]")
+    raise ValueError(
+      f"{task.name}: lengths {n_B.min()}..{n_B.max()} must lie in "
+      f"[{task.min_length}, width {width}]"
+    )
   make = _MAKERS.get(task.name, _exact)
   x_BxW, y_BxW = make(task, rng, n_B, width)
   return x_BxW.astype(np.int32), y_BxW.astype(np.int32)
@@ -103,7 +106,7 @@ def _product(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> np.ndarray:
   b, k = a_BxK.shape[0], a_BxK.shape[1]
   acc_Bx2K = np.zeros((b, 2 * k), np.int64)
   for i in range(k):
-    acc_Bx2K[:, i:i + k] += a_BxK[:, i:i + 1] * b_BxK
+    acc_Bx2K[:, i : i + k] += a_BxK[:, i : i + 1] * b_BxK
   return _carry(acc_Bx2K, base)
 
 
@@ -148,11 +151,13 @@ def _increment(task, rng, n_B, width):
 
 def _sequence(answer: Callable[[np.ndarray, np.ndarray], np.ndarray]):
   """A symbol task: n // copies symbols of the alphabet; `answer(x_BxW, m_B)` gives y_BxW."""
+
   def make(task, rng, n_B, width):
     kind = task._kind  # pylint: disable=protected-access
     m_B = n_B // kind.copies
     x_BxW = _symbols(_draw(rng, 0, kind.alphabet - 1, m_B), m_B, width)
     return x_BxW, answer(x_BxW, m_B)
+
   return make
 
 
@@ -221,6 +226,7 @@ def _interleave(keys_BxP, values_BxP, p_B, width):
 
 def _pairs(order: Callable[[np.ndarray, np.ndarray], np.ndarray]):
   """A pairs task: n // 2 pairs; `order(keys_BxP, p_B)` says which pair goes where (BxP)."""
+
   def make(task, rng, n_B, width):
     del task
     p_B = n_B // 2
@@ -228,16 +234,18 @@ def _pairs(order: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     idx_BxP = order(keys_BxP, p_B)
     keys_out = np.take_along_axis(keys_BxP, idx_BxP, axis=1)
     values_out = np.take_along_axis(values_BxP, idx_BxP, axis=1)
-    return (_interleave(keys_BxP, values_BxP, p_B, width),
-            _interleave(keys_out, values_out, p_B, width))
+    return (
+      _interleave(keys_BxP, values_BxP, p_B, width),
+      _interleave(keys_out, values_out, p_B, width),
+    )
+
   return make
 
 
 def _by_key(keys_BxP, p_B):
   # A stable sort with dropped pairs last keeps equal keys in their input order.
   big = np.iinfo(np.int64).max
-  return np.argsort(np.where(_live(p_B, keys_BxP.shape[1]), keys_BxP, big), axis=1,
-                    kind="stable")
+  return np.argsort(np.where(_live(p_B, keys_BxP.shape[1]), keys_BxP, big), axis=1, kind="stable")
 
 
 def _reversed_pairs(keys_BxP, p_B):
@@ -263,17 +271,17 @@ def _search(task, rng, n_B, width):
 
 
 _MAKERS = {
-    **{name: _arithmetic for name in tasks.ARITHMETIC},
-    "incr": _increment,
-    "copy": _sequence(_copy),
-    "reverse": _sequence(_reverse),
-    "duplicate": _sequence(_duplicate),
-    "sort": _sequence(_sort),
-    "left": _sequence(_first),
-    "right": _sequence(_last),
-    "left-shift": _sequence(_shift_left),
-    "right-shift": _sequence(_shift_right),
-    "kvsort": _pairs(_by_key),
-    "rev2": _pairs(_reversed_pairs),
-    "search": _search,
+  **{name: _arithmetic for name in tasks.ARITHMETIC},
+  "incr": _increment,
+  "copy": _sequence(_copy),
+  "reverse": _sequence(_reverse),
+  "duplicate": _sequence(_duplicate),
+  "sort": _sequence(_sort),
+  "left": _sequence(_first),
+  "right": _sequence(_last),
+  "left-shift": _sequence(_shift_left),
+  "right-shift": _sequence(_shift_right),
+  "kvsort": _pairs(_by_key),
+  "rev2": _pairs(_reversed_pairs),
+  "search": _search,
 }

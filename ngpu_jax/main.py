@@ -3,49 +3,62 @@
 Config overrides: --config.seed=3, --config.model.maps=48; the smoke form of
 any experiment: --config=experiments/badd.py:smoke. Several hosts: --distributed
 (auto-detected cluster) or --coordinator_address/--num_processes/--process_id.
+JAX's own options as flags: --jax_platforms=cpu, --jax_debug_nans, ...
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from ngpu_jax import configlib, parallel, report, runs, steps, train
+from ngpu_jax import configlib, console, parallel, steps, train, workdir_files
+from ngpu_jax.tools import common
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config.json, metrics and checkpoints.")
-_ALLOW = flags.DEFINE_bool("allow_config_change", False,
-                           "Continue a workdir that holds a run of another configuration.")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
-                                 "Call jax.distributed.initialize() (cluster auto-detected).")
-_COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (implies --distributed).")
-_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
-_PID = flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
-_CACHE = flags.DEFINE_string("compilation_cache", "~/.cache/ngpu_jax/xla",
-                             "Persistent compilation cache directory ('' = off).")
-_CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", -1, "CPU devices to split the host into (-1: as many cores as divide the batch).")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory for config.json, metrics and checkpoints."
+)
+_ALLOW = flags.DEFINE_bool(
+  "allow_config_change", False, "Continue a workdir that holds a run of another configuration."
+)
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed", False, "Call jax.distributed.initialize() (cluster auto-detected)."
+)
+_COORD = flags.DEFINE_string(
+  "coordinator_address", None, "host:port of process 0 (implies --distributed)."
+)
+_NPROC = flags.DEFINE_integer(
+  "num_processes", None, "Number of processes (with --coordinator_address)."
+)
+_PID = flags.DEFINE_integer(
+  "process_id", None, "This process's index (with --coordinator_address)."
+)
+_CACHE = flags.DEFINE_string(
+  "compilation_cache", "~/.cache/ngpu_jax/xla", "Persistent compilation cache directory ('' = off)."
+)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  report.quiet_absl_logging()
+  console.quiet_absl_logging()
   config = _CONFIG.value
   try:  # a bad config is a message, not a trace, and nothing is compiled or written
     configlib.validate(config)
   except (ValueError, OSError) as e:  # OSError: the config file did not load
-    report.fail(str(e).split("\n\nThe above")[0])
-  parallel.setup_cpu_devices(_CPU_DEVICES.value, config.batch_size)
+    console.fail(str(e).split("\n\nThe above")[0])
+  parallel.setup_cpu_devices(flags.FLAGS.cpu_devices, config.batch_size)
   steps.enable_compilation_cache(_CACHE.value)
   if _DISTRIBUTED.value or _COORD.value:
     parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
   try:
-    runs.check_or_write_config(_WORKDIR.value, config, _ALLOW.value)
+    workdir_files.check_or_write_config(_WORKDIR.value, config, _ALLOW.value)
   except (ValueError, OSError) as e:
-    report.fail(str(e))
+    console.fail(str(e))
   try:
     train.train_and_evaluate(config, _WORKDIR.value, allow_config_change=_ALLOW.value)
   except (train.TrainingDivergedError, train.WorkdirWriteError) as e:
-    report.fail(str(e))
+    console.fail(str(e))
 
 
 def parse_flags(argv):
@@ -53,12 +66,16 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    report.fail(str(e))
+    console.fail(str(e))
   except (AttributeError, KeyError) as e:  # --config.FIELD that the config does not have
     field = next((a.split("=")[0] for a in argv if str(e).strip("\"'") in a), str(e))
-    report.fail(f"{field}: no such config field ({e})")
+    console.fail(f"{field}: no such config field ({e})")
+
+
+def define_flags():
+  common.define_cpu_devices()
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main, flags_parser=parse_flags)
+  common.run(main, define_flags, flags_parser=parse_flags)

@@ -1,4 +1,4 @@
-"""The Neural GPU: init(key, ...) -> params and apply(params, x_BxW, n_B) -> logits_BxWxC.
+"""The Neural GPU: init(key, ...) -> params; apply(params, x_BxW, n_B, spec) -> Output (logits).
 
 Params are a plain dict pytree:
   embed        VxM     symbol embeddings (row 0, the blank, is held at zero)
@@ -10,7 +10,7 @@ Params are a plain dict pytree:
   readout      {k: MxC, b: C}     1x1 conv from row 0 to the output classes
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,8 @@ from ngpu_jax import cgru
 
 Params = dict[str, Any]
 
-EMBED_SCALE = 1.7    # embeddings start uniform in (-1.7, 1.7)
-KERNEL_SCALE = 1.8   # kernels start uniform in +-1.8 * sqrt(3 / fan_in) (the paper's code)
+EMBED_SCALE = 1.7  # embeddings start uniform in (-1.7, 1.7)
+KERNEL_SCALE = 1.8  # kernels start uniform in +-1.8 * sqrt(3 / fan_in) (the paper's code)
 
 
 def _uniform(key, shape, fan_in, scale=KERNEL_SCALE):
@@ -28,9 +28,19 @@ def _uniform(key, shape, fan_in, scale=KERNEL_SCALE):
   return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
 
 
-def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: int,
-         relax_copies: int, kernel_rows: int = 3, kernel_scale: float = KERNEL_SCALE,
-         relax_init: str = "shared", input_path: str = "embed") -> Params:
+def init(
+  key: jax.Array,
+  *,
+  n_symbols: int,
+  n_classes: int,
+  maps: int,
+  layers: int,
+  relax_copies: int,
+  kernel_rows: int = 3,
+  kernel_scale: float = KERNEL_SCALE,
+  relax_init: str = "shared",
+  input_path: str = "embed",
+) -> Params:
   """Fresh parameters.
 
   kernel_rows is 3 for the paper's 4-row image and 1 for a 1-D state (3x1 kernels).
@@ -45,22 +55,26 @@ def init(key: jax.Array, *, n_symbols: int, n_classes: int, maps: int, layers: i
 
   def step_set(key_g, key_c, shape_prefix):
     return {
-        "gates_k": _uniform(key_g, shape_prefix + (layers, 3, kh, m, 2 * m), 3 * kh * m,
-                            kernel_scale),
-        "gates_b": jnp.zeros(shape_prefix + (layers, 2 * m)),
-        "cand_k": _uniform(key_c, shape_prefix + (layers, 3, kh, m, m), 3 * kh * m, kernel_scale),
-        "cand_b": jnp.zeros(shape_prefix + (layers, m)),
+      "gates_k": _uniform(
+        key_g, shape_prefix + (layers, 3, kh, m, 2 * m), 3 * kh * m, kernel_scale
+      ),
+      "gates_b": jnp.zeros(shape_prefix + (layers, 2 * m)),
+      "cand_k": _uniform(key_c, shape_prefix + (layers, 3, kh, m, m), 3 * kh * m, kernel_scale),
+      "cand_b": jnp.zeros(shape_prefix + (layers, m)),
     }
 
   if relax_init == "independent":
     steps = step_set(k[2], k[3], (relax_copies,))
   elif relax_init == "shared":
-    steps = jax.tree.map(lambda a: jnp.broadcast_to(a, (relax_copies,) + a.shape),
-                         step_set(k[2], k[3], ()))
+    steps = jax.tree.map(
+      lambda a: jnp.broadcast_to(a, (relax_copies,) + a.shape), step_set(k[2], k[3], ())
+    )
   else:
     raise ValueError(f"unknown relax_init {relax_init!r}")
-  params = {"steps": steps,
-            "readout": {"k": _uniform(k[4], (m, n_classes), m), "b": jnp.zeros((n_classes,))}}
+  params = {
+    "steps": steps,
+    "readout": {"k": _uniform(k[4], (m, n_classes), m), "b": jnp.zeros((n_classes,))},
+  }
   if input_path == "embed":
     embed = jax.random.uniform(k[0], (n_symbols, m), jnp.float32, -EMBED_SCALE, EMBED_SCALE)
     params["embed"] = embed.at[0].set(0.0)
@@ -83,29 +97,84 @@ def _dropout(key, s, rate):
   return jnp.where(jax.random.bernoulli(key, keep, s.shape), s / keep, 0.0)
 
 
-def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
-          cell: cgru.Cell = cgru.Cell(), conv_impl: str = "auto", dropout_rate: float = 0.0,
-          dropout_on: str = "state", dropout_key: jax.Array | None = None, remat: bool = True,
-          scan_unroll: int = 1, return_states: bool = False, return_saturation: bool = False,
-          readout: str = "own_length"):
+class Spec(NamedTuple):
+  """Everything apply needs besides the parameters, built once from the config (from_config).
+
+  Hashable, so a jitted function can close over it or take it as a static argument.
+  """
+
+  rows: int  # rows of the mental image (4: the paper; 1: the DNGPU's 1-D state)
+  cell: cgru.Cell  # how each gated unit computes
+  conv_impl: str  # one of cgru.CONV_IMPLS; "auto" picks by backend and rows
+  dropout: float  # rate, when training
+  dropout_by_length: bool  # scale the rate by 8 / W, as the paper's code does
+  dropout_on: str  # "state" (the paper) or "candidate" (the DNGPU)
+  remat: bool  # recompute each step in the backward pass, when training
+  scan_unroll: int  # steps per loop iteration (changes no number)
+  readout: str  # "own_length" or "final" (see readout_lengths)
+  saturation: bool  # sum the saturation cost (Output.saturation; else it is 0)
+
+  @classmethod
+  def from_config(cls, config) -> "Spec":
+    m = config.model
+    cell = cgru.Cell(
+      gate=m.gate,
+      candidate=m.candidate,
+      cutoff=float(m.cutoff),
+      u_offset=float(m.u_offset),
+      r_offset=float(m.r_offset),
+      diagonal=bool(m.diagonal),
+      squash_input=bool(m.squash_input),
+      saturation_limit=float(config.saturation.limit),
+    )
+    return cls(
+      rows=int(m.rows),
+      cell=cell,
+      conv_impl=m.conv_impl,
+      dropout=float(m.dropout),
+      dropout_by_length=bool(m.dropout_by_length),
+      dropout_on=m.dropout_on,
+      remat=bool(m.remat),
+      scan_unroll=int(m.scan_unroll),
+      readout=m.readout,
+      saturation=bool(config.saturation.enabled),
+    )
+
+
+class Output(NamedTuple):
+  logits_BxWxC: jax.Array
+  saturation: jax.Array  # the saturation cost per active column and step
+  states_TxBxWxHxM: jax.Array | None  # the image after every step (keep_states), else None
+
+
+def apply(
+  params: Params,
+  x_BxW: jax.Array,
+  n_B: jax.Array,
+  spec: Spec,
+  *,
+  train: bool = False,
+  dropout_key: jax.Array | None = None,
+  keep_states: bool = False,
+) -> Output:
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
-  readout='final' instead reads every example (n_B > 0) after all W steps, with
+  spec.readout='final' instead reads every example (n_B > 0) after all W steps, with
   every column active (see readout_lengths).
+  train=True turns on dropout (given dropout_key) and rematerialisation (spec.remat).
   Dropout hits the whole state between steps (the paper) or the embedded
-  input and each layer's candidate (DNGPU). With return_states or return_saturation the result is
-  (logits, aux): aux["states"] is the mental image after every step,
-  s_TxBxWxHxM (T = W; for pictures: it keeps the whole history), and
-  aux["saturation"] the saturation cost per active column and step.
+  input and each layer's candidate (DNGPU). keep_states keeps the mental image after
+  every step (for pictures: it holds the whole history).
   """
   b, w = x_BxW.shape
-  n_B = readout_lengths(n_B, w, readout)
+  n_B = readout_lengths(n_B, w, spec.readout)
   steps = params["steps"]
   relax_copies = jax.tree.leaves(steps)[0].shape[0]
   maps = params["embed"].shape[1]
-  impl = cgru.resolve_conv_impl(conv_impl)
+  cell, rows = spec.cell, spec.rows
+  impl = cgru.resolve_conv_impl(spec.conv_impl, rows)
   mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
   mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(jnp.float32)
 
@@ -116,15 +185,16 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
     e_BxWxM = params["embed"][x_BxW] + params["embed_b"]
   sat_in = jnp.zeros((), jnp.float32)
   if cell.squash_input:
-    # Counted once per step it stands in for, as the DNGPU weights it by the length.
-    sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * w
+    if spec.saturation:  # counted once per step it stands in for, as the DNGPU weights it
+      sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * w
     e_BxWxM = cgru.candidate_fn(cell, e_BxWxM)
   s_BxWxHxM = jnp.zeros((b, w, rows, maps), jnp.float32).at[:, :, 0, :].set(e_BxWxM)
   s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
 
-  use_dropout = dropout_rate > 0.0 and dropout_key is not None
-  on_state = use_dropout and dropout_on == "state"
-  on_candidate = use_dropout and dropout_on == "candidate"
+  dropout_rate = dropout_rate_for(w, spec.dropout) if spec.dropout_by_length else spec.dropout
+  use_dropout = train and dropout_rate > 0.0 and dropout_key is not None
+  on_state = use_dropout and spec.dropout_on == "state"
+  on_candidate = use_dropout and spec.dropout_on == "candidate"
   if on_candidate:  # the DNGPU also drops out the embedded input
     s_BxWxHxM = _dropout(jax.random.fold_in(dropout_key, 2**31 - 1), s_BxWxHxM, dropout_rate)
 
@@ -135,30 +205,29 @@ def apply(params: Params, x_BxW: jax.Array, n_B: jax.Array, *, rows: int = 4,
     drop = None
     if on_candidate:
       key_t = jax.random.fold_in(dropout_key, t)
-      drop = lambda layer: (lambda c: _dropout(jax.random.fold_in(key_t, layer), c, dropout_rate))
+      drop = lambda layer: lambda c: _dropout(jax.random.fold_in(key_t, layer), c, dropout_rate)
     p_layers = jax.tree.map(lambda a: a[t % relax_copies], steps)
     s, sat_t = cgru.step(p_layers, s, mask_BxWx1x1, cell=cell, impl=impl, candidate_dropout=drop)
     done_Bx1x1 = (t + 1 == n_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
-    if return_saturation:
+    if spec.saturation:  # else left out, so that XLA does not carry it through the loop
       sat = sat + sat_t
-    return (s, out_BxWxM, sat), (s if return_states else None)
+    return (s, out_BxWxM, sat), (s if keep_states else None)
 
-  if remat:
+  if train and spec.remat:
     body = jax.checkpoint(body)
   out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
   carry0 = (s_BxWxHxM, out0_BxWxM, jnp.zeros((), jnp.float32))
   # Unrolling trades compile time for fewer loop iterations; it pays where each iteration
   # costs a kernel launch and a host sync (GPU), and changes no number.
-  (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(body, carry0, jnp.arange(w),
-                                                   unroll=min(scan_unroll, w))
+  (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(
+    body, carry0, jnp.arange(w), unroll=min(spec.scan_unroll, w)
+  )
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
-  if not (return_states or return_saturation):
-    return logits_BxWxC
   # Per active column and step, summed over rows, maps and pre-activations: the
   # DNGPU's scale, so the starting weight 1e-3 means what it means there.
   column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * w
-  return logits_BxWxC, {"states": s_TxBxWxHxM, "saturation": (sat + sat_in) / column_steps}
+  return Output(logits_BxWxC, (sat + sat_in) / column_steps, s_TxBxWxHxM)
 
 
 def readout_lengths(n_B: jax.Array, width: int, readout: str) -> jax.Array:
@@ -187,10 +256,10 @@ def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):
   loss = jnp.sum(nll_BxW * mask_BxW) / (b * w)
   wrong_BxW = (jnp.argmax(logits_BxWxC, -1) != y_BxW) & mask_BxW
   metrics = {
-      "seq_wrong": jnp.sum(jnp.any(wrong_BxW, axis=1)),
-      "sym_wrong": jnp.sum(wrong_BxW),
-      "sym_total": jnp.sum(mask_BxW),
-      "examples": jnp.asarray(b),
+    "seq_wrong": jnp.sum(jnp.any(wrong_BxW, axis=1)),
+    "sym_wrong": jnp.sum(wrong_BxW),
+    "sym_total": jnp.sum(mask_BxW),
+    "examples": jnp.asarray(b),
   }
   return loss, metrics
 

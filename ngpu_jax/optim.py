@@ -21,7 +21,7 @@ NOISE_DECAY = 0.55
 
 class NoiseState(NamedTuple):
   count: jax.Array  # updates seen, for the (t + 1)^-0.55 annealing
-  key: jax.Array    # in the state, not a closure: donated buffers would delete it
+  key: jax.Array  # in the state, not a closure: donated buffers would delete it
 
 
 def noise_std(scale, seq_error, count, *, decay=NOISE_DECAY, threshold=NOISE_ERROR_THRESHOLD):
@@ -33,9 +33,14 @@ def noise_std(scale, seq_error, count, *, decay=NOISE_DECAY, threshold=NOISE_ERR
 NOISE_KINDS = ("error_scaled", "lr_scaled")
 
 
-def neural_gpu_noise(scale: float, seed: int = 0, *, kind: str = "error_scaled",
-                     decay: float = NOISE_DECAY, threshold: float = NOISE_ERROR_THRESHOLD
-                     ) -> optax.GradientTransformationExtraArgs:
+def neural_gpu_noise(
+  scale: float,
+  seed: int = 0,
+  *,
+  kind: str = "error_scaled",
+  decay: float = NOISE_DECAY,
+  threshold: float = NOISE_ERROR_THRESHOLD,
+) -> optax.GradientTransformationExtraArgs:
   """Adds truncated-normal noise (cut at 2 std) to the gradients.
 
   kind 'error_scaled' (the paper): std = noise_std(scale, seq_error, t), from the
@@ -56,13 +61,16 @@ def neural_gpu_noise(scale: float, seed: int = 0, *, kind: str = "error_scaled",
     if kind == "lr_scaled":
       std = scale * jnp.asarray(learning_rate, jnp.float32)
     else:
-      std = noise_std(scale, jnp.asarray(seq_error, jnp.float32), state.count,
-                      decay=decay, threshold=threshold)
+      std = noise_std(
+        scale, jnp.asarray(seq_error, jnp.float32), state.count, decay=decay, threshold=threshold
+      )
     leaves, treedef = jax.tree.flatten(updates)
     key, sub = jax.random.split(state.key)
     keys = jax.random.split(sub, len(leaves))
-    noisy = [g + std * jax.random.truncated_normal(k, -2.0, 2.0, g.shape, g.dtype)
-             for g, k in zip(leaves, keys)]
+    noisy = [
+      g + std * jax.random.truncated_normal(k, -2.0, 2.0, g.shape, g.dtype)
+      for g, k in zip(leaves, keys)
+    ]
     return jax.tree.unflatten(treedef, noisy), NoiseState(state.count + 1, key)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -70,8 +78,8 @@ def neural_gpu_noise(scale: float, seed: int = 0, *, kind: str = "error_scaled",
 
 class ClippedAdamaxState(NamedTuple):
   count: jax.Array
-  mu: optax.Updates   # first moment (no bias correction, as in the DNGPU)
-  nu: optax.Updates   # running infinity norm: max(b2 * nu, |g|)
+  mu: optax.Updates  # first moment (no bias correction, as in the DNGPU)
+  nu: optax.Updates  # running infinity norm: max(b2 * nu, |g|)
 
 
 def dngpu_b2(count, *, start_gap: float = 0.01, min_gap: float = 5e-4, halflife: float = 2000.0):
@@ -79,8 +87,9 @@ def dngpu_b2(count, *, start_gap: float = 0.01, min_gap: float = 5e-4, halflife:
   return 1.0 - jnp.maximum(min_gap, start_gap * jnp.power(0.5, count / halflife))
 
 
-def scale_by_clipped_adamax(b1: float = 0.9, eps: float = 1e-8, clip_multiplier: float = 1.2,
-                            clip_epsilon: float = 1e-4) -> optax.GradientTransformation:
+def scale_by_clipped_adamax(
+  b1: float = 0.9, eps: float = 1e-8, clip_multiplier: float = 1.2, clip_epsilon: float = 1e-4
+) -> optax.GradientTransformation:
   """AdaMax direction, each gradient element first clipped to +-(1.2 * nu + 1e-4).
 
   The clip bound follows the element's own running maximum, so a sudden spike
@@ -109,8 +118,8 @@ def clipped_adamax(learning_rate: float, eps: float = 1e-8) -> optax.GradientTra
 
 
 class ParamsEmaState(NamedTuple):
-  count: jax.Array     # updates seen, for the warm-up of the decay
-  ema: optax.Params    # the moving average of the parameters after each update
+  count: jax.Array  # updates seen, for the warm-up of the decay
+  ema: optax.Params  # the moving average of the parameters after each update
 
 
 def ema_rate(decay: float, count):
@@ -148,19 +157,27 @@ def averaged_params(opt_state, params):
 def map_averaged_params(opt_state, fn):
   """opt_state with fn applied to the moving average of params_ema (unchanged if none)."""
   is_ema = lambda s: isinstance(s, ParamsEmaState)
-  return jax.tree.map(lambda s: s._replace(ema=fn(s.ema)) if is_ema(s) else s, opt_state,
-                      is_leaf=is_ema)
+  return jax.tree.map(
+    lambda s: s._replace(ema=fn(s.ema)) if is_ema(s) else s, opt_state, is_leaf=is_ema
+  )
 
 
 OPTIMIZERS = {"adam": optax.adam, "adamax": optax.adamax, "clipped_adamax": clipped_adamax}
 CLIP_MODES = ("global_norm", "element", "none")
 
 
-def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
-                   noise_scale: float, noise_kind: str = "error_scaled", seed: int = 0,
-                   name: str = "adam",
-                   clip_mode: str = "global_norm", ema_decay: float = 0.0
-                   ) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(
+  *,
+  learning_rate: float,
+  adam_eps: float,
+  clip_norm: float,
+  noise_scale: float,
+  noise_kind: str = "error_scaled",
+  seed: int = 0,
+  name: str = "adam",
+  clip_mode: str = "global_norm",
+  ema_decay: float = 0.0,
+) -> optax.GradientTransformationExtraArgs:
   """clip -> noise (if noise_scale > 0) -> Adam (or AdaMax) with an injectable learning rate
   -> a moving average of the parameters (if ema_decay > 0)."""
   parts = []
@@ -170,7 +187,9 @@ def make_optimizer(*, learning_rate: float, adam_eps: float, clip_norm: float,
     parts.append(optax.clip(clip_norm))
   if noise_scale > 0:
     parts.append(neural_gpu_noise(noise_scale, seed, kind=noise_kind))  # after clipping
-  parts.append(optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, eps=adam_eps))
+  parts.append(
+    optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, eps=adam_eps)
+  )
   if ema_decay > 0:
     parts.append(params_ema(ema_decay))
   return optax.chain(*parts)
@@ -181,5 +200,4 @@ def get_learning_rate(opt_state) -> jax.Array:
 
 
 def set_learning_rate(opt_state, learning_rate):
-  return optax.tree_utils.tree_set(
-      opt_state, learning_rate=jnp.asarray(learning_rate, jnp.float32))
+  return optax.tree_utils.tree_set(opt_state, learning_rate=jnp.asarray(learning_rate, jnp.float32))

@@ -9,17 +9,22 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+def initialize_distributed(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+) -> None:
   """jax.distributed.initialize(); without arguments JAX detects Slurm, MPI, TPU, k8s."""
   # CPU collectives across processes need gloo; the setting is unused on GPU/TPU.
   # (Asking for the backend here would start it, which initialize() forbids.)
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                             process_id=process_id)
+  jax.distributed.initialize(
+    coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+  )
 
 
 def cpu_device_count(requested: int, batch_size: int) -> int:
@@ -66,7 +71,9 @@ def global_batch(mesh: Mesh, *arrays: np.ndarray) -> tuple[jax.Array, ...]:
   out = []
   for a in arrays:
     idx = sharding.addressable_devices_indices_map(a.shape).values()
-    rows = sorted({(i[0].start or 0, i[0].stop if i[0].stop is not None else a.shape[0]) for i in idx})
+    rows = sorted(
+      {(i[0].start or 0, i[0].stop if i[0].stop is not None else a.shape[0]) for i in idx}
+    )
     lo, hi = rows[0][0], rows[-1][1]
     out.append(jax.make_array_from_process_local_data(sharding, a[lo:hi], a.shape))
   return tuple(out)

@@ -7,7 +7,7 @@ with leading zeros) for a given length; the answers come from the task's exact
 arithmetic like every other problem.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,8 +27,8 @@ def _carry_chain_at_random_position(rng, base, k, count):
   for _ in range(count):
     p = int(rng.integers(0, k))
     low = _rand(rng, base, p)
-    a = low + (base ** k - base ** p)    # digits p..k-1 are base-1, random below p
-    pairs.append((a, base ** p))
+    a = low + (base**k - base**p)  # digits p..k-1 are base-1, random below p
+    pairs.append((a, base**p))
   return pairs
 
 
@@ -50,30 +50,30 @@ def _powers(rng, base, k, count):
 
 def _all_max(rng, base, k, count):
   """(base^k - 1) with itself: every digit carries (addition) / maximal partial sums (product)."""
-  return [(base ** k - 1, base ** k - 1)] * count
+  return [(base**k - 1, base**k - 1)] * count
 
 
 def _max_plus_one(rng, base, k, count):
   """(base^k - 1) + 1: the carry crosses every digit."""
-  return [(base ** k - 1, 1)] * count
+  return [(base**k - 1, 1)] * count
 
 
 def _max_times_random(rng, base, k, count):
   """(base^k - 1) x random: partial sums whose carries travel far."""
-  return [(base ** k - 1, _rand(rng, base, k)) for _ in range(count)]
+  return [(base**k - 1, _rand(rng, base, k)) for _ in range(count)]
 
 
 ADD_FAMILIES: dict[str, Family] = {
-    "max_plus_one": _max_plus_one,
-    "max_plus_max": _all_max,
-    "alternating": _alternating,
-    "carry_chain_random_start": _carry_chain_at_random_position,
+  "max_plus_one": _max_plus_one,
+  "max_plus_max": _all_max,
+  "alternating": _alternating,
+  "carry_chain_random_start": _carry_chain_at_random_position,
 }
 MUL_FAMILIES: dict[str, Family] = {
-    "one_digit_padded": _one_digit,
-    "powers_of_base": _powers,
-    "max_times_max": _all_max,
-    "max_times_random": _max_times_random,
+  "one_digit_padded": _one_digit,
+  "powers_of_base": _powers,
+  "max_times_max": _all_max,
+  "max_times_random": _max_times_random,
 }
 
 
@@ -93,8 +93,9 @@ def problem_text(a: int, b: int, base: int, k: int, op: str) -> str:
   return f"{np.base_repr(a, base).zfill(k)}{op}{np.base_repr(b, base).zfill(k)}"
 
 
-def probe_batch(task: tasks.Task, family: str, rng: np.random.Generator, length: int,
-                count: int) -> data.Batch:
+def probe_batch(
+  task: tasks.Task, family: str, rng: np.random.Generator, length: int, count: int
+) -> data.Batch:
   """count problems of one family at `length` (k = (length - 1) // 2 digits per operand)."""
   base, k = base_of(task), (length - 1) // 2
   op = "*" if task.name.endswith("mul") else "+"
@@ -107,8 +108,9 @@ def probe_batch(task: tasks.Task, family: str, rng: np.random.Generator, length:
   return data.Batch(x_BxW, y_BxW, np.full((count,), length, np.int32))
 
 
-def mix_into(task: tasks.Task, batch: data.Batch, rng: np.random.Generator,
-             fraction: float) -> data.Batch:
+def mix_into(
+  task: tasks.Task, batch: data.Batch, rng: np.random.Generator, fraction: float
+) -> data.Batch:
   """The batch with its first round(fraction * B) problems replaced by hard cases.
 
   Each replacement is one problem of a family drawn uniformly, at the length of the

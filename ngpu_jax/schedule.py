@@ -12,7 +12,6 @@ is saved with every checkpoint.
 import dataclasses
 from typing import Any
 
-
 LR_DECAY_RULES = ("worse_than_3", "original", "no_progress_2")
 # The original trainer also decays the rate when it averages the copies while the window's
 # error is below this: after the curriculum, the rate keeps falling as long as the model is good.
@@ -21,21 +20,21 @@ AVERAGING_DECAY_ERROR = 0.05
 
 @dataclasses.dataclass
 class Schedule:
-  cur_length: int                 # curriculum: longest length drawn (besides the full-length look)
-  pull: float                     # relaxation penalty weight
-  window_seq_wrong: int = 0       # training sequences wrong in the current window
-  window_examples: int = 0        # training sequences seen in the current window
+  cur_length: int  # curriculum: longest length drawn (besides the full-length look)
+  pull: float  # relaxation penalty weight
+  window_seq_wrong: int = 0  # training sequences wrong in the current window
+  window_examples: int = 0  # training sequences seen in the current window
   window_loss_sum: float = 0.0
   window_steps: int = 0
-  last_seq_error: float = 1.0     # sequence error of the last full window (drives the noise)
+  last_seq_error: float = 1.0  # sequence error of the last full window (drives the noise)
   recent_losses: list[float] = dataclasses.field(default_factory=list)  # last 3 window losses
-  averaged: int = 0               # how many times the copies were replaced by their mean
-  lr_factor: float = 1.0          # product of the lr decays so far; lr = optim.learning_rate * this
-  train_seconds: float = 0.0      # wall time spent training, summed over resumed sessions
-  sat_weight: float = 1e-3        # weight of the saturation cost (when it is enabled)
+  averaged: int = 0  # how many times the copies were replaced by their mean
+  lr_factor: float = 1.0  # product of the lr decays so far; lr = optim.learning_rate * this
+  train_seconds: float = 0.0  # wall time spent training, summed over resumed sessions
+  sat_weight: float = 1e-3  # weight of the saturation cost (when it is enabled)
   window_sat_sum: float = 0.0
-  just_advanced: bool = False     # the last window advanced the curriculum ('original' rule)
-  rollbacks: int = 0              # returns to the last checkpoint after a non-finite loss
+  just_advanced: bool = False  # the last window advanced the curriculum ('original' rule)
+  rollbacks: int = 0  # returns to the last checkpoint after a non-finite loss
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -48,17 +47,19 @@ class Schedule:
 @dataclasses.dataclass(frozen=True)
 class Decision:
   """What the end of a window asks the trainer to do."""
+
   seq_error: float
   loss: float
-  advanced: bool       # curriculum length went up
+  advanced: bool  # curriculum length went up
   pull_raised: bool
-  average: bool        # replace every relaxation copy by the mean
-  decay_lr: bool       # the learning rate was multiplied by the decay factor
+  average: bool  # replace every relaxation copy by the mean
+  decay_lr: bool  # the learning rate was multiplied by the decay factor
   saturation: float = 0.0  # mean saturation cost of the window's steps
 
 
-def record(sched: Schedule, seq_wrong: int, examples: int, loss: float,
-           saturation: float = 0.0) -> None:
+def record(
+  sched: Schedule, seq_wrong: int, examples: int, loss: float, saturation: float = 0.0
+) -> None:
   sched.window_sat_sum += float(saturation)
   sched.window_seq_wrong += int(seq_wrong)
   sched.window_examples += int(examples)
@@ -66,9 +67,18 @@ def record(sched: Schedule, seq_wrong: int, examples: int, loss: float,
   sched.window_steps += 1
 
 
-def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_factor: float,
-               pull_max: float, relax: bool, lr_decay: float = 1.0,
-               lr_decay_rule: str = "worse_than_3", min_lr_factor: float = 0.0) -> Decision:
+def end_window(
+  sched: Schedule,
+  *,
+  max_length: int,
+  threshold: float,
+  pull_factor: float,
+  pull_max: float,
+  relax: bool,
+  lr_decay: float = 1.0,
+  lr_decay_rule: str = "worse_than_3",
+  min_lr_factor: float = 0.0,
+) -> Decision:
   """Applies the reference's rules and resets the window.
 
   When the window's sequence error is below `threshold` (the curriculum criterion):
@@ -101,8 +111,9 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
   elif lr_decay_rule == "original":
     # The first window after an advance trains on longer problems, so its loss is worse for
     # that reason alone: the original guards that check with a sentinel.
-    decay_lr = ((worse_than_3 and not sched.just_advanced)
-                or (average and seq_error < AVERAGING_DECAY_ERROR))
+    decay_lr = (worse_than_3 and not sched.just_advanced) or (
+      average and seq_error < AVERAGING_DECAY_ERROR
+    )
   elif lr_decay_rule == "no_progress_2":
     decay_lr = sched.window_steps > 0 and len(recent) >= 2 and recent[-2] < min(recent[-1], loss)
   else:
@@ -120,8 +131,9 @@ def end_window(sched: Schedule, *, max_length: int, threshold: float, pull_facto
   return Decision(seq_error, loss, advanced, pull_raised, average, decay_lr, saturation)
 
 
-def adapt_saturation_weight(sched: Schedule, decision: Decision, *, learning_rate: float,
-                            lo: float, hi: float) -> None:
+def adapt_saturation_weight(
+  sched: Schedule, decision: Decision, *, learning_rate: float, lo: float, hi: float
+) -> None:
   """The DNGPU rule: w = clip(w * lr * loss / (w * cost), lo, hi) = clip(lr * loss / cost).
 
   In the DNGPU's code the cost in the denominator is the weighted one (the

@@ -45,7 +45,8 @@ answer does not depend on how much padding follows the problem.
 
 import dataclasses
 import operator
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def _int_to_digits(value: int, base: int) -> np.ndarray:
     chunks.append(low)
   chunks_C = np.array(chunks or [0], np.int64)
   d_N = (chunks_C[:, None] // base ** np.arange(width, dtype=np.int64) % base).reshape(-1)
-  return d_N[:max(1, len(np.trim_zeros(d_N, "b")))]
+  return d_N[: max(1, len(np.trim_zeros(d_N, "b")))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def _body(inp: Sequence[int]) -> np.ndarray:
   filled = np.flatnonzero(row_L != PAD)
   if filled.size == 0:
     raise ProblemError("empty problem: the row is all padding")
-  body = row_L[:filled[-1] + 1].astype(np.int64)
+  body = row_L[: filled[-1] + 1].astype(np.int64)
   if filled.size != body.size:
     hole = int(np.flatnonzero(body == PAD)[0])
     raise ProblemError(f"blank at column {hole} inside the problem")
@@ -197,6 +198,7 @@ class _Kind(Protocol):
 @dataclasses.dataclass(frozen=True)
 class _Arithmetic:
   """a op b in `base`; both operands k digits, little-endian, separated by the op symbol."""
+
   base: int
   op: str  # '+' or '*'
 
@@ -209,9 +211,10 @@ class _Arithmetic:
     body = _body(inp)
     at = np.flatnonzero(body == _OP_SYMBOL[self.op])
     if at.size != 1:
-      raise ProblemError(f"expected exactly one {self.op!r} symbol ({_OP_SYMBOL[self.op]}), "
-                         f"found {at.size}")
-    a, b = body[:at[0]], body[at[0] + 1:]
+      raise ProblemError(
+        f"expected exactly one {self.op!r} symbol ({_OP_SYMBOL[self.op]}), found {at.size}"
+      )
+    a, b = body[: at[0]], body[at[0] + 1 :]
     if not a.size or not b.size:
       raise ProblemError(f"missing {'left' if not a.size else 'right'} operand")
     top = self.base - 1
@@ -231,8 +234,9 @@ class _Arithmetic:
     if not ops:
       raise ProblemError(f"missing operator {self.op!r}")
     if any(c != self.op for c in ops):
-      raise ProblemError(f"wrong operator {next(c for c in ops if c != self.op)!r}: "
-                         f"this task uses {self.op!r}")
+      raise ProblemError(
+        f"wrong operator {next(c for c in ops if c != self.op)!r}: this task uses {self.op!r}"
+      )
     if len(ops) > 1:
       raise ProblemError(f"too many operators: {len(ops)} {self.op!r}, expected one")
     left, right = (s.strip() for s in line.split(self.op))
@@ -297,6 +301,7 @@ class _Increment:
 @dataclasses.dataclass(frozen=True)
 class _Sequence:
   """A row of symbols from the digits 0..alphabet-1, mapped to an answer by `fn`."""
+
   fn: Callable[[list[int]], list[int]]
   alphabet: int = 4
   copies: int = 1  # the answer needs `copies` times the input's columns (duplicate: 2)
@@ -333,8 +338,13 @@ _KEYS, _VALUES = (0, 4), (5, 9)  # digit ranges
 
 def _draw_pairs(rng, n: int) -> np.ndarray:
   """n random (key, value) pairs as symbols, pairs_Nx2."""
-  return np.stack([rng.integers(*_KEYS, endpoint=True, size=n),
-                   rng.integers(*_VALUES, endpoint=True, size=n)], axis=1) + 1
+  return (
+    np.stack(
+      [rng.integers(*_KEYS, endpoint=True, size=n), rng.integers(*_VALUES, endpoint=True, size=n)],
+      axis=1,
+    )
+    + 1
+  )
 
 
 def _read_pairs(body: np.ndarray) -> list[tuple[int, int]]:
@@ -362,6 +372,7 @@ def _pair_text(pairs) -> str:
 @dataclasses.dataclass(frozen=True)
 class _Pairs:
   """L // 2 (key, value) pairs laid out key value key value ...; `fn` maps pairs to pairs."""
+
   fn: Callable[[list[tuple[int, int]]], list[tuple[int, int]]]
 
   def draw(self, rng, length):
@@ -439,9 +450,10 @@ class _Search:
 @dataclasses.dataclass(frozen=True)
 class Task:
   """One task: random problems at a given length, exact answers, and text in and out."""
+
   name: str
-  n_symbols: int   # input vocabulary size, including PAD
-  n_classes: int   # output classes, including PAD (the blank is a real class)
+  n_symbols: int  # input vocabulary size, including PAD
+  n_classes: int  # output classes, including PAD (the blank is a real class)
   min_length: int  # the shortest length at which a problem exists
   description: str
   _kind: _Kind = dataclasses.field(repr=False, compare=False)
@@ -459,8 +471,9 @@ class Task:
     inp += [PAD] * (length - len(inp))
     return inp, self.target(inp)
 
-  def sample_batch(self, rng: np.random.Generator, batch_size: int,
-                   length: int) -> tuple[np.ndarray, np.ndarray]:
+  def sample_batch(
+    self, rng: np.random.Generator, batch_size: int, length: int
+  ) -> tuple[np.ndarray, np.ndarray]:
     """batch_size problems: x_BxL, y_BxL int32."""
     length = self._check_length(length)
     x_BxL = np.zeros((batch_size, length), np.int32)
@@ -511,26 +524,40 @@ def _make_tasks() -> dict[str, Task]:
   tasks = []
   for prefix, base in (("b", 2), ("q", 4), ("", 10)):
     for op, word, desc in (("+", "add", "sum"), ("*", "mul", "product")):
-      tasks.append(Task(prefix + word, 13, base + 1, 3,
-                        f"the {desc} of two base-{base} numbers", _Arithmetic(base, op)))
+      tasks.append(
+        Task(
+          prefix + word,
+          13,
+          base + 1,
+          3,
+          f"the {desc} of two base-{base} numbers",
+          _Arithmetic(base, op),
+        )
+      )
   seq = [
-      ("copy", lambda x: x, 1, "the input unchanged"),
-      ("reverse", lambda x: x[::-1], 1, "the input reversed"),
-      ("duplicate", lambda x: x + x, 2, "the input twice"),
-      ("sort", sorted, 1, "the input sorted ascending"),
-      ("left", lambda x: x[:1], 1, "the first symbol"),
-      ("right", lambda x: x[-1:], 1, "the last symbol"),
-      ("left-shift", _shift_left, 1, "the input shifted one column left"),
-      ("right-shift", _shift_right, 1, "the input shifted one column right"),
+    ("copy", lambda x: x, 1, "the input unchanged"),
+    ("reverse", lambda x: x[::-1], 1, "the input reversed"),
+    ("duplicate", lambda x: x + x, 2, "the input twice"),
+    ("sort", sorted, 1, "the input sorted ascending"),
+    ("left", lambda x: x[:1], 1, "the first symbol"),
+    ("right", lambda x: x[-1:], 1, "the last symbol"),
+    ("left-shift", _shift_left, 1, "the input shifted one column left"),
+    ("right-shift", _shift_right, 1, "the input shifted one column right"),
   ]
   for name, fn, copies, desc in seq:
     tasks.append(Task(name, 5, 5, copies, desc, _Sequence(fn, 4, copies)))
   tasks += [
-      Task("incr", 11, 11, 2, "a decimal number plus one", _Increment()),
-      Task("kvsort", 11, 11, 2, "key:value pairs stably sorted by key",
-           _Pairs(lambda p: sorted(p, key=lambda kv: kv[0]))),
-      Task("rev2", 11, 11, 2, "key:value pairs in reverse order", _Pairs(lambda p: p[::-1])),
-      Task("search", 11, 11, 3, "the value last given to the query key", _Search()),
+    Task("incr", 11, 11, 2, "a decimal number plus one", _Increment()),
+    Task(
+      "kvsort",
+      11,
+      11,
+      2,
+      "key:value pairs stably sorted by key",
+      _Pairs(lambda p: sorted(p, key=lambda kv: kv[0])),
+    ),
+    Task("rev2", 11, 11, 2, "key:value pairs in reverse order", _Pairs(lambda p: p[::-1])),
+    Task("search", 11, 11, 3, "the value last given to the query key", _Search()),
   ]
   return {t.name: t for t in tasks}
 

@@ -10,14 +10,26 @@ continues exactly as an uninterrupted run would.
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import ml_collections
 import numpy as np
 
-from ngpu_jax import (checkpoint, configlib, data, evaluate, optim, parallel, probes, report,
-                      runs, schedule, steps, tasks)
+from ngpu_jax import (
+  checkpoint,
+  configlib,
+  console,
+  data,
+  evaluation,
+  optim,
+  parallel,
+  probes,
+  schedule,
+  steps,
+  tasks,
+  workdir_files,
+)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -55,20 +67,21 @@ def _train_line(sched, ms, lr):
   seq, sym = _errors([m for m in ms if m["in_curriculum"]])
   seq_all, sym_all = _errors(ms)
   return {
-      "loss": float(np.mean([m["loss"] for m in ms])),
-      "cur_length": sched.cur_length,
-      "seq_error": seq,
-      "symbol_error": sym,
-      "seq_error_all": seq_all,
-      "symbol_error_all": sym_all,
-      "grad_norm": float(np.mean([m["grad_norm"] for m in ms])),
-      "pull": sched.pull,
-      "lr": lr,
+    "loss": float(np.mean([m["loss"] for m in ms])),
+    "cur_length": sched.cur_length,
+    "seq_error": seq,
+    "symbol_error": sym,
+    "seq_error_all": seq_all,
+    "symbol_error_all": sym_all,
+    "grad_norm": float(np.mean([m["grad_norm"] for m in ms])),
+    "pull": sched.pull,
+    "lr": lr,
   }
 
 
-def training_batches(config, task, step: int, cur_length: int,
-                     layout=None) -> tuple[data.Batch, ...]:
+def training_batches(
+  config, task, step: int, cur_length: int, layout=None
+) -> tuple[data.Batch, ...]:
   """The global batches of `step`: one curriculum batch, or every bin packed per `layout`.
 
   A function of (config, step, curriculum length) only, so every process and every resume
@@ -78,13 +91,32 @@ def training_batches(config, task, step: int, cur_length: int,
   vectorized = c.data_generator == "vectorized"
   if layout is not None:
     spread_from = max(cur.min_length, task.min_length) if cur.bin_lengths == "spread" else None
-    batches = data.all_bucket_batches(task, c.seed, step, c.batch_size,
-                                      [n for group in layout for n in group], spread_from,
-                                      cur.shorter_fraction, vectorized)
+    batches = data.all_bucket_batches(
+      task,
+      c.seed,
+      step,
+      c.batch_size,
+      [n for group in layout for n in group],
+      spread_from,
+      cur.shorter_fraction,
+      vectorized,
+    )
   else:
-    batches = (data.train_batch(task, c.seed, step, c.batch_size, cur.min_length, cur_length,
-                                cur.max_length, c.buckets, cur.p_recent, cur.p_full,
-                                vectorized),)
+    batches = (
+      data.train_batch(
+        task,
+        c.seed,
+        step,
+        c.batch_size,
+        cur.min_length,
+        cur_length,
+        cur.max_length,
+        c.buckets,
+        cur.p_recent,
+        cur.p_full,
+        vectorized,
+      ),
+    )
   if c.hard_mix:
     rng = data.hard_mix_rng(c.seed, step)
     batches = tuple(probes.mix_into(task, b, rng, c.hard_mix) for b in batches)
@@ -134,8 +166,12 @@ class _Prefetcher:
     # A fresh queue and flag per thread, so nothing of a stopped thread can reach a new one.
     self._queue, self._halt = queue.Queue(maxsize=self._depth), threading.Event()
     self._next = (step, cur_length)
-    self._thread = threading.Thread(target=self._produce, name="ngpu-batches", daemon=True,
-                                    args=(step, cur_length, self._queue, self._halt))
+    self._thread = threading.Thread(
+      target=self._produce,
+      name="ngpu-batches",
+      daemon=True,
+      args=(step, cur_length, self._queue, self._halt),
+    )
     self._thread.start()
 
   def _produce(self, step, cur_length, out: queue.Queue, halt: threading.Event) -> None:
@@ -163,31 +199,56 @@ class _Prefetcher:
           raise RuntimeError("the batch thread stopped without a batch") from None
 
 
+class _CompileNotice:
+  """A jitted step that says on the console when it meets new widths, and how long the first
+  call (tracing and compiling: XLA compiles once per shape) took: else a new width of the
+  curriculum is a silent minute or two."""
+
+  def __init__(self, fn, what: str):
+    self.fn, self.what, self._seen = fn, what, set()
+
+  def __call__(self, widths: tuple[int, ...], *args):
+    if widths in self._seen:
+      return self.fn(*args)
+    self._seen.add(widths)
+    shown = ", ".join(map(str, sorted(set(widths))))
+    console.log(f"compiling the {self.what} for width {shown} (first use of this width)")
+    start = time.perf_counter()
+    out = self.fn(*args)
+    console.log(
+      f"compiled the {self.what} for width {shown} in {time.perf_counter() - start:.1f} s"
+    )
+    return out
+
+
 class _Run:
   """The state of one training run and the jitted functions that move it."""
 
   def __init__(self, config, workdir, mesh, task, on_log=None):
     self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
     self.on_log = on_log
-    self.reporter = report.Reporter(workdir, parallel.is_main_process())
+    self.reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
     self._optimizer = steps.make_optimizer(config)
     self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
     self._layout = steps.bin_layout(config)  # all_buckets: the bins, grouped as packed
     self._prefetch = _Prefetcher(
-        lambda step, cur_length: training_batches(config, task, step, cur_length, self._layout),
-        PREFETCH_DEPTH)
+      lambda step, cur_length: training_batches(config, task, step, cur_length, self._layout),
+      PREFETCH_DEPTH,
+    )
     self._restore()
     self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
-    self._train_step = steps.make_train_step(config, self._optimizer, mesh)
+    self._train_step = _CompileNotice(
+      steps.make_train_step(config, self._optimizer, mesh), "training step"
+    )
     self._eval_step = steps.make_eval_step(config, mesh)
     self._adjust = steps.make_adjust(mesh)
     self._all_finite = steps.make_all_finite(mesh)
     # The lr lives in the optimizer state; set it from the config, so that a run
     # resumed with another --config.optim.learning_rate uses it.
     self._apply(average=False)
-    self._pending = []   # (device metrics, in_curriculum) not yet pulled to the host
-    self._line = []      # host metrics since the last train line
-    self.progress = report.Progress(self.step, config.num_steps)
+    self._pending = []  # (device metrics, in_curriculum) not yet pulled to the host
+    self._line = []  # host metrics since the last train line
+    self.progress = console.Progress(self.step, config.num_steps)
     self._clock = time.perf_counter()
 
   def _restore(self) -> None:
@@ -199,8 +260,10 @@ class _Run:
       self.state = steps.init_state(c, self.task, self._optimizer, self.mesh)
       no_curriculum = c.curriculum.mode == "all_buckets"
       self.sched = schedule.Schedule(
-          cur_length=c.curriculum.max_length if no_curriculum else c.curriculum.start_length,
-          pull=c.relax.pull_start, sat_weight=c.saturation.start)
+        cur_length=c.curriculum.max_length if no_curriculum else c.curriculum.start_length,
+        pull=c.relax.pull_start,
+        sat_weight=c.saturation.start,
+      )
     else:
       self.state, sched_json = restored
       self.sched = schedule.Schedule.from_json(sched_json)
@@ -219,12 +282,21 @@ class _Run:
     self.sched.train_seconds = seconds  # the lost steps took time too
     self._pending, self._line = [], []
     self.reporter.truncate_after(self.step)
-    self.reporter.write("rollback", self.step, {
-        "reason": what, "failed_at": failed_at, "rollbacks": rollbacks,
-        "lr_factor": self.sched.lr_factor})
-    report.log(f"{what}: rolled back to step {self.step} with the learning rate x"
-               f"{self.config.optim.rollback_lr_factor} (rollback {rollbacks} of at most "
-               f"{self.config.optim.max_rollbacks})")
+    self.reporter.write(
+      "rollback",
+      self.step,
+      {
+        "reason": what,
+        "failed_at": failed_at,
+        "rollbacks": rollbacks,
+        "lr_factor": self.sched.lr_factor,
+      },
+    )
+    console.log(
+      f"{what}: rolled back to step {self.step} with the learning rate x"
+      f"{self.config.optim.rollback_lr_factor} (rollback {rollbacks} of at most "
+      f"{self.config.optim.max_rollbacks})"
+    )
     self._apply(average=False)
     self._clock = time.perf_counter()
 
@@ -242,9 +314,15 @@ class _Run:
   def train_step(self) -> None:
     batches = self.batches()
     on_device = tuple(parallel.global_batch(self.mesh, *b) for b in batches)
-    self.state, m = self._train_step(self.state, on_device, np.float32(self.sched.pull),
-                                     np.float32(self.sched.last_seq_error),
-                                     np.float32(self.sched.sat_weight))
+    widths = tuple(b.x_BxW.shape[1] for b in batches)
+    self.state, m = self._train_step(
+      widths,
+      self.state,
+      on_device,
+      np.float32(self.sched.pull),
+      np.float32(self.sched.last_seq_error),
+      np.float32(self.sched.sat_weight),
+    )
     in_curriculum = all(int(b.n_B.max()) <= self.sched.cur_length for b in batches)
     self._pending.append((m, in_curriculum))
     self.step += 1
@@ -262,14 +340,24 @@ class _Run:
   def end_window(self) -> None:
     c = self.config
     decision = schedule.end_window(
-        self.sched, max_length=c.curriculum.max_length, threshold=c.curriculum.threshold,
-        pull_factor=c.relax.pull_factor, pull_max=c.relax.pull_max,
-        relax=c.relax.copies > 1, lr_decay=c.optim.lr_decay,
-        lr_decay_rule=c.optim.lr_decay_rule, min_lr_factor=c.optim.min_lr_factor)
+      self.sched,
+      max_length=c.curriculum.max_length,
+      threshold=c.curriculum.threshold,
+      pull_factor=c.relax.pull_factor,
+      pull_max=c.relax.pull_max,
+      relax=c.relax.copies > 1,
+      lr_decay=c.optim.lr_decay,
+      lr_decay_rule=c.optim.lr_decay_rule,
+      min_lr_factor=c.optim.min_lr_factor,
+    )
     if c.saturation.enabled:
       schedule.adapt_saturation_weight(
-          self.sched, decision, learning_rate=c.optim.learning_rate * self.sched.lr_factor,
-          lo=c.saturation.min, hi=c.saturation.max)
+        self.sched,
+        decision,
+        learning_rate=c.optim.learning_rate * self.sched.lr_factor,
+        lo=c.saturation.min,
+        hi=c.saturation.max,
+      )
     if decision.average or decision.decay_lr:
       self._apply(average=decision.average)
 
@@ -291,14 +379,22 @@ class _Run:
       line["sat_weight"] = self.sched.sat_weight
     self._line = []
     self.reporter.write("train", self.step, line)
-    report.log(self.progress.line(self.step, line))
+    console.log(self.progress.line(self.step, line))
     if self.on_log is not None:
       self.on_log(self.step, line)
 
   def evaluate(self, lengths, examples, seed, draw=None, **extra) -> dict:
-    results = evaluate.evaluate_lengths(self._eval_step, steps.eval_params(self.state), self.task,
-                                        self.mesh, lengths, examples, self.config.eval.batch_size,
-                                        seed, draw)
+    results = evaluation.evaluate_lengths(
+      self._eval_step,
+      steps.eval_params(self.state),
+      self.task,
+      self.mesh,
+      lengths,
+      examples,
+      self.config.eval.batch_size,
+      seed,
+      draw,
+    )
     for length, r in results.items():
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
     return results
@@ -306,12 +402,20 @@ class _Run:
   def evaluate_probes(self, lengths, examples, seed) -> dict:
     if examples <= 0 or not probes.families(self.task):
       return {}
-    results = evaluate.evaluate_probes(self._eval_step, steps.eval_params(self.state), self.task,
-                                       self.mesh, lengths, examples, self.config.eval.batch_size,
-                                       seed)
+    results = evaluation.evaluate_probes(
+      self._eval_step,
+      steps.eval_params(self.state),
+      self.task,
+      self.mesh,
+      lengths,
+      examples,
+      self.config.eval.batch_size,
+      seed,
+    )
     for (family, length), r in results.items():
-      self.reporter.write("eval", self.step, {"eval_length": length, "probe": family, **r,
-                                              "final": True})
+      self.reporter.write(
+        "eval", self.step, {"eval_length": length, "probe": family, **r, "final": True}
+      )
     return results
 
   def save(self) -> None:
@@ -324,8 +428,11 @@ class _Run:
 
   def last_good(self) -> str:
     last = self.ckpt.latest_step()
-    return (f"the last good checkpoint is {self.ckpt.directory}/{last} (step {last})"
-            if last is not None else "no checkpoint was saved yet")
+    return (
+      f"the last good checkpoint is {self.ckpt.directory}/{last} (step {last})"
+      if last is not None
+      else "no checkpoint was saved yet"
+    )
 
   def periodic_eval(self) -> bool:
     """The evaluation of eval.every (far lengths every eval.far_every); True once solved."""
@@ -337,31 +444,38 @@ class _Run:
     results = self.evaluate(sorted(lengths), c.eval.examples, c.seed, draw)
     front = generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
-    report.log(f"eval at step {self.step}: " + ", ".join(
-        f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())
-        + f"; exact up to length {front}")
+    console.log(
+      f"eval at step {self.step}: "
+      + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())
+      + f"; exact up to length {front}"
+    )
     if not c.stop_when_solved or self.sched.cur_length < c.curriculum.max_length:
       return False
     if not all(r["seq_error"] == 0.0 for r in results.values()):
       return False
     if c.stop_rule == "exact_at_eval_lengths":
-      report.log(f"solved at step {self.step}: no errors at lengths {list(results)}")
+      console.log(f"solved at step {self.step}: no errors at lengths {list(results)}")
       return True
     # exact_at_long: the far lengths must have been among these, then fresh 4001s decide.
     if not set(c.eval.far_lengths) <= set(results):
       return False
     long_lengths = [n for n in c.final_eval.long_lengths if n not in results]
     if long_lengths:
-      report.log(f"exact at every length up to {front}; checking {c.final_eval.long_examples} "
-                 f"fresh problems at lengths {long_lengths}")
-      long = self.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, self.step,
-                           stop_check=True)
+      console.log(
+        f"exact at every length up to {front}; checking {c.final_eval.long_examples} "
+        f"fresh problems at lengths {long_lengths}"
+      )
+      long = self.evaluate(
+        long_lengths, c.final_eval.long_examples, c.seed + 2, self.step, stop_check=True
+      )
       if not all(r["seq_error"] == 0.0 for r in long.values()):
-        report.log("not yet: " + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}"
-                                           for n, r in long.items()))
+        console.log(
+          "not yet: " + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in long.items())
+        )
         return False
-    report.log(f"solved at step {self.step}: no errors at lengths "
-               f"{sorted(results) + long_lengths}")
+    console.log(
+      f"solved at step {self.step}: no errors at lengths {sorted(results) + long_lengths}"
+    )
     return True
 
   def diverged(self, what: str) -> None:
@@ -371,8 +485,9 @@ class _Run:
     if self.config.optim.max_rollbacks:
       what += f" after {self.sched.rollbacks} rollback(s)"
     raise TrainingDivergedError(
-        f"training diverged: {what}; {self.last_good()}; the same command resumes from it "
-        f"(try a lower --config.optim.learning_rate with --allow_config_change)")
+      f"training diverged: {what}; {self.last_good()}; the same command resumes from it "
+      f"(try a lower --config.optim.learning_rate with --allow_config_change)"
+    )
 
   def close(self) -> None:
     self.stop_batches()
@@ -380,9 +495,13 @@ class _Run:
     self.ckpt.close()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       allow_config_change: bool = False,
-                       on_log: Callable[[int, dict], None] | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  allow_config_change: bool = False,
+  on_log: Callable[[int, dict], None] | None = None,
+) -> dict:
   """Trains (or resumes) the run in workdir; returns the final evaluation.
 
   on_log(step, train_line) is called after every train line (e.g. a notebook's
@@ -390,19 +509,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   configlib.validate(config)
   task = tasks.get_task(config.task)
-  runs.check_or_write_config(workdir, config, allow_config_change)
+  workdir_files.check_or_write_config(workdir, config, allow_config_change)
   mesh = parallel.make_mesh()
   if config.batch_size % mesh.devices.size:
-    raise ValueError(f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices")
+    raise ValueError(
+      f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices"
+    )
   run = _Run(config, workdir, mesh, task, on_log)
-  report.log(f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
-             f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
-             f"{jax.process_count()} process(es); starting at step {run.step}")
+  console.log(
+    f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
+    f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
+    f"{jax.process_count()} process(es); starting at step {run.step}"
+  )
   try:
     return _train(run)
   except (OSError, checkpoint.CheckpointWriteError) as e:
-    raise WorkdirWriteError(f"writing to {workdir} failed at step {run.step}: {e}; "
-                            f"{run.last_good()}") from e
+    raise WorkdirWriteError(
+      f"writing to {workdir} failed at step {run.step}: {e}; {run.last_good()}"
+    ) from e
   finally:
     run.close()
 
@@ -433,7 +557,9 @@ def _train_steps(run: _Run) -> None:
     if run.step % c.checkpoint_every == 0 or solved:
       run.save()
     if log_now and not solved and run.out_of_time():
-      report.log(f"time budget reached at step {run.step}: max_train_minutes={c.max_train_minutes}")
+      console.log(
+        f"time budget reached at step {run.step}: max_train_minutes={c.max_train_minutes}"
+      )
       break
   run.save()
 
@@ -453,16 +579,25 @@ def _train(run: _Run) -> dict:
   final = run.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)
   long_lengths = long_eval_lengths(c, final)
   if long_lengths:
-    report.log(f"error-free at lengths {list(final)}; evaluating {c.final_eval.long_examples} "
-               f"examples at lengths {long_lengths}")
+    console.log(
+      f"error-free at lengths {list(final)}; evaluating {c.final_eval.long_examples} "
+      f"examples at lengths {long_lengths}"
+    )
     final.update(run.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, final=True))
-  report.log(f"final evaluation at step {run.step} (this session trained "
-             f"{report.format_duration(train_seconds)}):\n"
-             + evaluate.format_table(final, run.task.name))
+  console.log(
+    f"final evaluation at step {run.step} (this process trained "
+    f"{console.format_duration(train_seconds)}):\n" + evaluation.format_table(final, run.task.name)
+  )
   # Probes run wherever random problems were evaluated, 4001 included once reached.
-  probe_results = run.evaluate_probes(list(c.final_eval.lengths) + long_lengths,
-                                      c.final_eval.probe_examples, c.seed + 1)
+  probe_results = run.evaluate_probes(
+    list(c.final_eval.lengths) + long_lengths, c.final_eval.probe_examples, c.seed + 1
+  )
   if probe_results:
-    report.log(evaluate.format_probe_table(probe_results))
-  return {"step": run.step, "cur_length": run.sched.cur_length, "eval": final,
-          "probes": probe_results, "train_seconds": train_seconds}
+    console.log(evaluation.format_probe_table(probe_results))
+  return {
+    "step": run.step,
+    "cur_length": run.sched.cur_length,
+    "eval": final,
+    "probes": probe_results,
+    "train_seconds": train_seconds,
+  }

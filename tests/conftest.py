@@ -39,11 +39,25 @@ def tiny_config(task="badd", **overrides):
   return c
 
 
+def spec(**changes):
+  """The paper model's model.Spec (experiments/badd.py's), with the given fields changed."""
+  from ngpu_jax import model  # pylint: disable=g-import-not-at-top
+
+  return model.Spec.from_config(configlib.base("badd"))._replace(**changes)
+
+
 def run_module(module, *args, stdin=None, env=None, timeout=300):
   """python -m module args..., from the repo root; returns the CompletedProcess."""
   full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
-  return subprocess.run([sys.executable, "-m", module, *args], input=stdin, capture_output=True,
-                        text=True, cwd=REPO, env=full_env, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    input=stdin,
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=full_env,
+    timeout=timeout,
+  )
 
 
 @pytest.fixture

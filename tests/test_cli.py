@@ -5,11 +5,16 @@ import os
 
 import pytest
 
-from conftest import run_module
-from ngpu_jax import report
+from ngpu_jax import inference, loading, parallel, relax, steps, tasks, workdir_files
 
-SMOKE = ["--config=experiments/badd.py:smoke", "--config.num_steps=20", "--config.eval.every=10",
-         "--config.final_eval.lengths=(12,)"]
+from conftest import run_module
+
+SMOKE = [
+  "--config=experiments/badd.py:smoke",
+  "--config.num_steps=20",
+  "--config.eval.every=10",
+  "--config.final_eval.lengths=(12,)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,72 +31,117 @@ def test_main_writes_the_run_directory(workdir):
   assert "final evaluation at step 20" in stdout
   with open(os.path.join(wd, "config.json")) as f:
     assert json.load(f)["task"] == "badd"
-  lines = report.read_metrics(wd)
+  lines = workdir_files.read_metrics(wd)
   train = [m for m in lines if m["kind"] == "train"]
   evals = [m for m in lines if m["kind"] == "eval"]
   assert [m["step"] for m in train] == [10, 20]
   for m in train:
     assert {"loss", "cur_length", "seq_error", "symbol_error"} <= set(m)
   assert {(m["step"], m["eval_length"]) for m in evals} >= {(10, 12), (20, 12)}
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "tensorboard")))
+  assert any(
+    f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "tensorboard"))
+  )
   assert "20" in os.listdir(os.path.join(wd, "checkpoints"))
 
 
 def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   wd, _ = workdir
-  before = len(report.read_metrics(wd))
-  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=7,41", "--examples=10",
-                    "--probe_examples=3")
+  before = len(workdir_files.read_metrics(wd))
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    f"--workdir={wd}",
+    "--lengths=7,41",
+    "--examples=10",
+    "--probe_examples=3",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
   assert "max_plus_one      41        3" in proc.stdout
-  new = report.read_metrics(wd)[before:]
+  new = workdir_files.read_metrics(wd)[before:]
   assert [(m["eval_length"], m["examples"]) for m in new if "probe" not in m] == [(7, 10), (41, 10)]
   probe_lines = {(m["probe"], m["eval_length"]) for m in new if "probe" in m}
-  assert probe_lines == {(f, n) for f in ("max_plus_one", "max_plus_max", "alternating",
-                                          "carry_chain_random_start") for n in (7, 41)}
+  assert probe_lines == {
+    (f, n)
+    for f in ("max_plus_one", "max_plus_max", "alternating", "carry_chain_random_start")
+    for n in (7, 41)
+  }
 
 
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):
   import jax
   import numpy as np
-  from ngpu_jax import runs
+
   wd, _ = workdir
-  before = len(report.read_metrics(wd))
-  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--lengths=12", "--examples=10",
-                    "--probe_examples=0", "--average_steps=10,20")
+  before = len(workdir_files.read_metrics(wd))
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    f"--workdir={wd}",
+    "--lengths=12",
+    "--examples=10",
+    "--probe_examples=0",
+    "--average_steps=10,20",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "badd at the mean of steps [10, 20]" in proc.stdout
-  new = report.read_metrics(wd)[before:]
+  new = workdir_files.read_metrics(wd)[before:]
   assert [(m["step"], m["eval_length"], m["averaged_steps"]) for m in new] == [(20, 12, [10, 20])]
-  p10, p20, mean = (jax.tree.leaves(jax.device_get(runs.load_run(wd, s).params))
-                    for s in ([10], [20], [10, 20]))
+  p10, p20, mean = (
+    jax.tree.leaves(jax.device_get(loading.load_run(wd, s).params)) for s in ([10], [20], [10, 20])
+  )
   assert any(not np.array_equal(a, b) for a, b in zip(p10, p20))
   for a, b, m in zip(p10, p20, mean):
     np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6)
-  proc = run_module("ngpu_jax.evaluate", f"--workdir={wd}", "--average_steps=10,15")
+  proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={wd}", "--average_steps=10,15")
   assert proc.returncode == 2
   assert "no checkpoint of step 15" in proc.stderr and "kept: [10, 20]" in proc.stderr
 
 
 def test_predict_answers_one_line_per_problem(workdir):
+  """Each printed line is the answer to that line's problem, in the input's order: the exact
+  sum from the shipped model, and from a run's workdir what its model computes for the line."""
+  import jax
+  import numpy as np
+
   wd, _ = workdir
-  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--task=badd", stdin="1011+110\n1+1\n111+1\n")
+  lines = ["1011+110", "1+1", "111+1", "10+1011", "1+1", "11111+1", "1111111111+1010101010"]
+  stdin = "".join(f"{line}\n" for line in lines)  # widths mixed, one line twice
+  proc = run_module("ngpu_jax.tools.predict", "--model=badd", "--batch_size=2", stdin=stdin)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  answers = proc.stdout.splitlines()
-  assert len(answers) == 3
-  assert all(set(a) <= set("01_?") for a in answers)
+  sums = [f"{int(a, 2) + int(b, 2):b}" for a, b in (line.split("+") for line in lines)]
+  assert proc.stdout == "".join(f"{s}\n" for s in sums)
+
+  proc = run_module(
+    "ngpu_jax.tools.predict", f"--model={wd}", "--task=badd", "--batch_size=2", stdin=stdin
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # The reference: each problem on its own, a batch of one at the width predict gives it.
+  loaded = loading.load_run(wd)
+  rows = loaded.mesh.devices.size  # n = 0 rows fill the device multiple
+  want = []
+  for line in lines:
+    inp = loaded.task.parse(line)
+    x_BxW = np.zeros((rows, inference.width_for(len(inp), loaded.config.buckets)), np.int32)
+    x_BxW[0, : len(inp)] = inp
+    n_B = np.array([len(inp)] + [0] * (rows - 1), np.int32)
+    pred_BxW = jax.device_get(
+      loaded.predict_step(loaded.params, *parallel.global_batch(loaded.mesh, x_BxW, n_B))
+    )
+    want.append(loaded.task.format_output(pred_BxW[0, : len(inp)].tolist()))
+  assert proc.stdout == "".join(f"{a}\n" for a in want)
 
 
-@pytest.mark.parametrize("stdin,message", [
+@pytest.mark.parametrize(
+  "stdin,message",
+  [
     ("1011+110\n12+1\n", "line 2: left operand in base 2: digit '2'"),
     ("\n", "line 1: empty problem"),
     ("101\n", "line 1:"),
     ("1+1\n1*1\n", "line 2:"),
-])
+  ],
+)
 def test_predict_rejects_malformed_lines(workdir, stdin, message):
   wd, _ = workdir
-  proc = run_module("ngpu_jax.predict", f"--model={wd}", stdin=stdin)
+  proc = run_module("ngpu_jax.tools.predict", f"--model={wd}", stdin=stdin)
   assert proc.returncode == 2
   assert message in proc.stderr
   assert proc.stdout == ""
@@ -99,28 +149,43 @@ def test_predict_rejects_malformed_lines(workdir, stdin, message):
 
 def test_predict_rejects_wrong_task_and_unknown_model(workdir):
   wd, _ = workdir
-  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--task=bmul", stdin="1*1\n")
+  proc = run_module("ngpu_jax.tools.predict", f"--model={wd}", "--task=bmul", stdin="1*1\n")
   assert proc.returncode == 2 and "trained on 'badd'" in proc.stderr
-  proc = run_module("ngpu_jax.predict", "--model=no-such-model", stdin="1+1\n")
+  proc = run_module("ngpu_jax.tools.predict", "--model=no-such-model", stdin="1+1\n")
   assert proc.returncode == 2 and "no-such-model" in proc.stderr
 
 
 def test_predict_names_the_length_limit(workdir):
   wd, _ = workdir
-  proc = run_module("ngpu_jax.predict", f"--model={wd}", "--max_length=41", stdin="1" * 30 + "+1\n")
+  proc = run_module(
+    "ngpu_jax.tools.predict", f"--model={wd}", "--max_length=41", stdin="1" * 30 + "+1\n"
+  )
   assert proc.returncode == 2 and "limit is --max_length=41" in proc.stderr
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--config=experiments/task.py:nosuchtask"], "unknown task 'nosuchtask'"),
-    (["--config=experiments/badd.py:smoke", "--config.model.maps=-3"], "model.maps: must be a positive int"),
-    (["--config=experiments/badd.py:smoke", "--config.curriculum.max_length=100"],
-     "above the largest bucket 12"),
-    (["--config=experiments/badd.py:smoke", "--config.nosuchfield=1"],
-     "--config.nosuchfield: no such config field"),
+    (
+      ["--config=experiments/badd.py:smoke", "--config.model.maps=-3"],
+      "model.maps: must be a positive int",
+    ),
+    (
+      ["--config=experiments/badd.py:smoke", "--config.curriculum.max_length=100"],
+      "above the largest bucket 12",
+    ),
+    (
+      ["--config=experiments/badd.py:smoke", "--config.nosuchfield=1"],
+      "--config.nosuchfield: no such config field",
+    ),
     (["--config=experiments/badd.py:smoke", "--config.model.maps=abc"], "--config.model.maps=abc"),
-    (["--config=experiments/nosuchfile.py"], "No such file or directory: 'experiments/nosuchfile.py'"),
-])
+    (
+      ["--config=experiments/nosuchfile.py"],
+      "No such file or directory: 'experiments/nosuchfile.py'",
+    ),
+  ],
+)
 def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
   proc = run_module("ngpu_jax.main", *args, f"--workdir={tmp_path / 'w'}")
   assert proc.returncode == 2, proc.stderr[-2000:]
@@ -129,14 +194,14 @@ def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
 
 
 def test_evaluate_rejects_a_directory_without_a_run(tmp_path):
-  proc = run_module("ngpu_jax.evaluate", f"--workdir={tmp_path}")
+  proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={tmp_path}")
   assert proc.returncode == 2 and "config.json not found" in proc.stderr
 
 
 def test_predict_parse_lines_fuzz():
   """Any text: every line parses to a problem the task accepts, or PredictError names the line."""
-  from hypothesis import given, settings, strategies as st
-  from ngpu_jax import predict, tasks
+  from hypothesis import given, settings
+  from hypothesis import strategies as st
 
   alphabet = st.sampled_from(list("0123456789+*: ?_-x\t"))
   line = st.one_of(st.text(max_size=12), st.text(alphabet, max_size=12))
@@ -146,47 +211,57 @@ def test_predict_parse_lines_fuzz():
   def check(name, lines):
     task = tasks.get_task(name)
     try:
-      problems = predict.parse_lines(task, lines, max_length=64)
-    except predict.PredictError as e:
+      problems = inference.parse_lines(task, lines, max_length=64)
+    except inference.PredictError as e:
       assert str(e).startswith("line ")
       return
     for inp in problems:
       assert len(task.target(inp)) == len(inp)  # an exact answer exists and fits
+
   check()
 
 
 def test_main_rejects_a_workdir_it_cannot_write(tmp_path):
   (tmp_path / "file").write_text("x")
-  proc = run_module("ngpu_jax.main", "--config=experiments/badd.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}")
+  proc = run_module(
+    "ngpu_jax.main", "--config=experiments/badd.py:smoke", f"--workdir={tmp_path / 'file' / 'run'}"
+  )
   assert proc.returncode == 2
   assert "error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_export_gives_a_model_that_predicts_the_same(workdir, tmp_path):
   wd, _ = workdir
   out = tmp_path / "model"
-  proc = run_module("ngpu_jax.export", f"--workdir={wd}", f"--out={out}")
+  proc = run_module("ngpu_jax.tools.export", f"--workdir={wd}", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert sorted(os.listdir(out)) == ["config.json", "params", "step.json"]
   problems = "1011+110\n111+1\n10+10\n"
-  a = run_module("ngpu_jax.predict", f"--model={wd}", stdin=problems)
-  b = run_module("ngpu_jax.predict", f"--model={out}", stdin=problems)
+  a = run_module("ngpu_jax.tools.predict", f"--model={wd}", stdin=problems)
+  b = run_module("ngpu_jax.tools.predict", f"--model={out}", stdin=problems)
   assert a.returncode == b.returncode == 0 and a.stdout == b.stdout
-  again = run_module("ngpu_jax.export", f"--workdir={wd}", f"--out={out}")
+  again = run_module("ngpu_jax.tools.export", f"--workdir={wd}", f"--out={out}")
   assert again.returncode == 2 and "exists" in again.stderr
 
 
 def test_collapse_averaged_copies():
   import jax
   import numpy as np
+
   from conftest import tiny_config
-  from ngpu_jax import relax, runs, steps, tasks
+
   config = tiny_config()
   params = jax.device_get(steps.init_params(config, tasks.get_task("badd")))
-  moved = {**params, "steps": jax.tree.map(lambda a: a + np.arange(a.shape[0]).reshape((-1,) + (1,) * (a.ndim - 1)), params["steps"])}
-  same, cfg = runs.collapse_averaged_copies(moved, config)
+  moved = {
+    **params,
+    "steps": jax.tree.map(
+      lambda a: a + np.arange(a.shape[0]).reshape((-1,) + (1,) * (a.ndim - 1)), params["steps"]
+    ),
+  }
+  same, cfg = loading.collapse_averaged_copies(moved, config)
   assert cfg.relax.copies == 6 and same is moved  # copies differ: kept
   averaged = jax.device_get(relax.average(moved))
-  one, cfg = runs.collapse_averaged_copies(averaged, config)
+  one, cfg = loading.collapse_averaged_copies(averaged, config)
   assert cfg.relax.copies == 1 and config.relax.copies == 6
   assert all(a.shape[0] == 1 for a in jax.tree.leaves(one["steps"]))

@@ -43,16 +43,17 @@ def test_train_batch_is_a_function_of_seed_and_step():
   assert not all(np.array_equal(x, y) for x, y in zip(a, c) if x.shape == y.shape)
   width = a.x_BxW.shape[1]
   assert width in BUCKETS and np.all(a.n_B == a.n_B[0]) and a.n_B[0] <= width
-  assert np.all(a.x_BxW[:, a.n_B[0]:] == 0) and np.all(a.y_BxW[:, a.n_B[0]:] == 0)
+  assert np.all(a.x_BxW[:, a.n_B[0] :] == 0) and np.all(a.y_BxW[:, a.n_B[0] :] == 0)
   for x, y in zip(a.x_BxW, a.y_BxW):  # targets are the task's exact answers
-    assert task.target(x[:a.n_B[0]].tolist()) == y[:a.n_B[0]].tolist()
+    assert task.target(x[: a.n_B[0]].tolist()) == y[: a.n_B[0]].tolist()
 
 
 def _window(sched, err, loss=1.0, steps=10, **kw):
   for _ in range(steps):
     schedule.record(sched, int(err * 100), 100, loss)
-  args = dict(max_length=8, threshold=0.15, pull_factor=1.2, pull_max=0.001, relax=True,
-              lr_decay=0.5)
+  args = dict(
+    max_length=8, threshold=0.15, pull_factor=1.2, pull_max=0.001, relax=True, lr_decay=0.5
+  )
   return schedule.end_window(sched, **{**args, **kw})
 
 
@@ -82,9 +83,9 @@ def test_pull_grows_to_its_max_then_windows_average():
 def test_lr_decays_when_loss_is_worse_than_last_three_windows():
   s = schedule.Schedule(cur_length=6, pull=0.0005)
   assert not any(_window(s, 0.5, loss).decay_lr for loss in (1.0, 0.9, 0.8))
-  assert not _window(s, 0.5, 0.95).decay_lr   # worse than 0.8 and 0.9 but not than 1.0
+  assert not _window(s, 0.5, 0.95).decay_lr  # worse than 0.8 and 0.9 but not than 1.0
   assert s.lr_factor == 1.0
-  assert _window(s, 0.5, 0.96).decay_lr       # worse than 0.9, 0.8, 0.95
+  assert _window(s, 0.5, 0.96).decay_lr  # worse than 0.9, 0.8, 0.95
   assert s.lr_factor == 0.5
   assert s.recent_losses == pytest.approx([0.8, 0.95, 0.96])
 
@@ -97,6 +98,8 @@ def test_schedule_json_round_trip():
 
 def test_empty_window_decides_nothing():
   s = schedule.Schedule(cur_length=6, pull=0.0005, recent_losses=[1.0, 1.0, 1.0])
-  d = schedule.end_window(s, max_length=8, threshold=0.15, pull_factor=1.2, pull_max=0.1, relax=True)
+  d = schedule.end_window(
+    s, max_length=8, threshold=0.15, pull_factor=1.2, pull_max=0.1, relax=True
+  )
   assert not (d.advanced or d.pull_raised or d.average or d.decay_lr)
   assert s.cur_length == 6 and s.last_seq_error == 1.0 and s.recent_losses == [1.0, 1.0, 1.0]

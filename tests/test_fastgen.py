@@ -5,8 +5,9 @@ import threading
 import numpy as np
 import pytest
 
+from ngpu_jax import configlib, data, fastgen, tasks, train, workdir_files
+
 from conftest import tiny_config
-from ngpu_jax import configlib, data, fastgen, report, runs, tasks, train
 
 BINS = (8, 12, 16, 20, 25, 28, 31, 36, 41)  # the DNGPU's
 
@@ -63,8 +64,12 @@ def test_digit_arithmetic_matches_python_ints(base):
     d_BxK = np.concatenate([rng.integers(0, base, size=(30, k)), np.full((1, k), base - 1)])
     e_BxK = np.concatenate([rng.integers(0, base, size=(30, k)), np.full((1, k), base - 1)])
     value = lambda d: sum(int(v) * base**j for j, v in enumerate(d))  # noqa: E731
-    for d, e, s, p in zip(d_BxK, e_BxK, fastgen._sum(d_BxK, e_BxK, base),  # pylint: disable=protected-access
-                          fastgen._product(d_BxK, e_BxK, base)):  # pylint: disable=protected-access
+    for d, e, s, p in zip(
+      d_BxK,
+      e_BxK,
+      fastgen._sum(d_BxK, e_BxK, base),  # pylint: disable=protected-access
+      fastgen._product(d_BxK, e_BxK, base),
+    ):  # pylint: disable=protected-access
       assert value(s) == value(d) + value(e) and value(p) == value(d) * value(e)
 
 
@@ -116,8 +121,10 @@ def test_exact_mode_makes_the_batches_it_always_made(name):
   task = tasks.get_task(name)
   for step in range(3):
     old = _old_train_batch(task, 5, step, 8, 3, 12, 41, BINS)
-    for new in (data.train_batch(task, 5, step, 8, 3, 12, 41, BINS),
-                data.train_batch(task, 5, step, 8, 3, 12, 41, BINS, vectorized=False)):
+    for new in (
+      data.train_batch(task, 5, step, 8, 3, 12, 41, BINS),
+      data.train_batch(task, 5, step, 8, 3, 12, 41, BINS, vectorized=False),
+    ):
       for a, b in zip(old, new):
         np.testing.assert_array_equal(a, b)
     old_bins = _old_spread_bins(task, 5, step, 16, BINS, 3, 0.05)
@@ -141,15 +148,17 @@ def test_vectorized_spread_bins_keep_the_lengths_and_hold_exact_answers():
     assert np.mean(f.n_B > below) > 0.4  # most from (previous bin, bin]
     _assert_rows_are_problems(task, f.x_BxW, f.y_BxW, f.n_B)
   assert any(int(f.n_B.min()) < lo for f, lo in zip(fast[1:], BINS))  # shorter ones occur
-  for f, e in zip(fast, data.all_bucket_batches(task, 0, 7, 32, BINS, None, vectorized=True)):
+  for e in data.all_bucket_batches(task, 0, 7, 32, BINS, None, vectorized=True):
     assert np.all(e.n_B == e.x_BxW.shape[1])
     _assert_rows_are_problems(task, e.x_BxW, e.y_BxW, e.n_B)
 
 
 @pytest.mark.parametrize("mode", ["paper", "all_buckets"])
 def test_vectorized_batches_are_a_function_of_seed_and_step(mode):
-  config = tiny_config("bmul", **{"curriculum.mode": mode, "buckets": (8, 12),
-                                  "curriculum.max_length": 12, "batch_size": 8})
+  config = tiny_config(
+    "bmul",
+    **{"curriculum.mode": mode, "buckets": (8, 12), "curriculum.max_length": 12, "batch_size": 8},
+  )
   assert config.data_generator == "vectorized"
   layout = [[8], [12]] if mode == "all_buckets" else None
   task = tasks.get_task("bmul")
@@ -158,8 +167,9 @@ def test_vectorized_batches_are_a_function_of_seed_and_step(mode):
   for p, q in zip(a, b, strict=True):
     for u, v in zip(p, q):
       np.testing.assert_array_equal(u, v)
-  assert any(p.x_BxW.shape != q.x_BxW.shape or not np.array_equal(p.x_BxW, q.x_BxW)
-             for p, q in zip(a, other))
+  assert any(
+    p.x_BxW.shape != q.x_BxW.shape or not np.array_equal(p.x_BxW, q.x_BxW) for p, q in zip(a, other)
+  )
   for p in a:
     _assert_rows_are_problems(task, p.x_BxW, p.y_BxW, p.n_B)
   config.data_generator = "exact"
@@ -172,18 +182,20 @@ def test_data_generator_is_checked_and_old_runs_keep_the_exact_one():
   config = tiny_config(data_generator="fast")
   with pytest.raises(ValueError, match="data_generator: must be exact or vectorized"):
     configlib.validate(config)
-  saved = runs.config_to_dict(configlib.base("badd"))
+  saved = workdir_files.config_to_dict(configlib.base("badd"))
   del saved["data_generator"]
-  assert runs.with_defaults(saved)["data_generator"] == "exact"
+  assert workdir_files.with_defaults(saved)["data_generator"] == "exact"
 
 
 def test_prefetcher_gives_each_step_its_own_batches():
   made = []
+
   def make(step, cur_length):
     made.append((step, cur_length))
     if step == 13:
       raise KeyError("bad step")
     return ("batch", step, cur_length)
+
   p = train._Prefetcher(make, depth=2)  # pylint: disable=protected-access
   asks = [(0, 6), (1, 6), (2, 7), (3, 7), (1, 7), (2, 7), (9, 7), (10, 8)]
   try:
@@ -199,14 +211,19 @@ def test_prefetcher_gives_each_step_its_own_batches():
 
 
 def _train_lines(workdir):
-  return [{k: v for k, v in m.items() if k != "train_seconds"}
-          for m in report.read_metrics(workdir) if m["kind"] == "train"]
+  return [
+    {k: v for k, v in m.items() if k != "train_seconds"}
+    for m in workdir_files.read_metrics(workdir)
+    if m["kind"] == "train"
+  ]
 
 
+@pytest.mark.slow
 def test_prefetching_trains_exactly_as_without_it(tmp_path, monkeypatch):
   # threshold 1: the curriculum advances (at a window end) while batches are made ahead.
-  config = tiny_config(num_steps=15, **{"curriculum.threshold": 1.0,
-                                        "final_eval.probe_examples": 0})
+  config = tiny_config(
+    num_steps=15, **{"curriculum.threshold": 1.0, "final_eval.probe_examples": 0}
+  )
   train.train_and_evaluate(config, str(tmp_path / "ahead"))
   monkeypatch.setattr(train, "PREFETCH_DEPTH", 0)
   train.train_and_evaluate(config, str(tmp_path / "inline"))

@@ -10,19 +10,29 @@ import jax
 import numpy as np
 import pytest
 
+from ngpu_jax import checkpoint, loading, workdir_files
+
 from conftest import REPO, run_module
-from ngpu_jax import checkpoint, report, runs
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--config=experiments/badd.py:smoke", "--config.num_steps=60", "--config.checkpoint_every=10",
-        "--config.eval.every=20", "--config.final_eval.lengths=(12,)", "--config.optim.noise_scale=0.5"]
+ARGS = [
+  "--config=experiments/badd.py:smoke",
+  "--config.num_steps=60",
+  "--config.checkpoint_every=10",
+  "--config.eval.every=20",
+  "--config.final_eval.lengths=(12,)",
+  "--config.optim.noise_scale=0.5",
+]
 
 
 def _lines(workdir, kind):
   """Metric lines of one kind, without the wall-clock field."""
-  return [{k: v for k, v in m.items() if k != "train_seconds"}
-          for m in report.read_metrics(str(workdir)) if m["kind"] == kind]
+  return [
+    {k: v for k, v in m.items() if k != "train_seconds"}
+    for m in workdir_files.read_metrics(str(workdir))
+    if m["kind"] == kind
+  ]
 
 
 def test_killed_runs_resume_to_the_same_result(tmp_path):
@@ -31,16 +41,23 @@ def test_killed_runs_resume_to_the_same_result(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
 
   # 1. Killed while orbax writes the step-20 checkpoint.
-  proc = run_module("ngpu_jax.main", *ARGS, f"--workdir={cut}",
-                    env={checkpoint.FAULT_ENV: "kill_during_save:20"})
+  proc = run_module(
+    "ngpu_jax.main", *ARGS, f"--workdir={cut}", env={checkpoint.FAULT_ENV: "kill_during_save:20"}
+  )
   assert proc.returncode == -signal.SIGKILL
   ckpts = os.listdir(cut / "checkpoints")
   assert "10" in ckpts and "20" not in ckpts, ckpts  # the half-written one is not a checkpoint
 
   # 2. Killed from outside in the middle of training (after step 30 is saved).
   env = {**os.environ, "PYTHONPATH": REPO}
-  p = subprocess.Popen([sys.executable, "-m", "ngpu_jax.main", *ARGS, f"--workdir={cut}"],
-                       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  p = subprocess.Popen(
+    [sys.executable, "-m", "ngpu_jax.main", *ARGS, f"--workdir={cut}"],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.time() + 240
   while not os.path.isdir(cut / "checkpoints" / "30") and time.time() < deadline:
     time.sleep(0.05)
@@ -55,8 +72,8 @@ def test_killed_runs_resume_to_the_same_result(tmp_path):
   resumed_at = int(proc.stdout.split("starting at step ")[1].split()[0])
   assert resumed_at in (30, 40, 50), proc.stdout
 
-  a = jax.device_get(runs.load_run(str(full)).params)
-  b = jax.device_get(runs.load_run(str(cut)).params)
+  a = jax.device_get(loading.load_run(str(full)).params)
+  b = jax.device_get(loading.load_run(str(cut)).params)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
   assert _lines(full, "train") == _lines(cut, "train")

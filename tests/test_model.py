@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ngpu_jax import cgru, model
+from ngpu_jax import cgru, configlib, model
+
+from conftest import spec
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +15,11 @@ def params():
   return model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=2, relax_copies=3)
 
 
-def _apply(params, x, n, **kw):
-  return jax.jit(lambda p, x, n: model.apply(p, x, n, **kw))(params, jnp.asarray(x), jnp.asarray(n))
+def _apply(params, x, n, *, train=False, dropout_key=None, **changes):
+  """Logits of the paper model's spec with `changes` (dropout and remat only when training)."""
+  sp = spec(**changes)
+  f = lambda p, x, n: model.apply(p, x, n, sp, train=train, dropout_key=dropout_key).logits_BxWxC
+  return jax.jit(f)(params, jnp.asarray(x), jnp.asarray(n))
 
 
 def test_shapes(params):
@@ -36,26 +41,51 @@ def test_padding_does_not_change_answers(params):
   np.testing.assert_allclose(narrow[1, :5], alone[0], rtol=1e-5, atol=1e-5)
 
 
-def test_readout_after_own_steps_differs_from_full_width(params):
-  x = np.random.default_rng(2).integers(1, 13, (1, 8))
-  x[0, 4:] = 0
-  at4 = _apply(params, x, np.array([4]))
-  at8 = _apply(params, x, np.array([8]))
-  assert not np.allclose(at4[0, :4], at8[0, :4])
+def test_readout_is_the_state_after_exactly_n_steps(params):
+  """Each example's logits are row 0 of its state after its own n-th step, through the
+  readout, and match the state after no other step: the states come from the same run, so
+  every reading shares the example's mask and only the step differs."""
+  x = np.random.default_rng(2).integers(1, 13, (3, 8))
+  n = np.array([3, 5, 8])
+  for b, k in enumerate(n):
+    x[b, k:] = 0
+  out = jax.jit(lambda p, x, n: model.apply(p, x, n, spec(), keep_states=True))(params, x, n)
+  assert out.states_TxBxWxHxM.shape == (8, 3, 8, 4, 6)
+  readout = lambda s_WxM: s_WxM @ params["readout"]["k"] + params["readout"]["b"]
+  for b, k in enumerate(n):
+    after = [readout(out.states_TxBxWxHxM[t, b, :, 0, :]) for t in range(8)]  # after step t + 1
+    np.testing.assert_allclose(out.logits_BxWxC[b], after[k - 1], rtol=1e-5, atol=1e-5)
+    for t in range(8):
+      if t != k - 1:
+        assert not np.allclose(out.logits_BxWxC[b, :k], after[t][:k], rtol=1e-3, atol=1e-3), t
 
 
+@pytest.mark.slow
 def test_remat_and_conv_forms_agree(params):
   x = np.random.default_rng(3).integers(1, 13, (2, 6))
   n = np.array([6, 6])
   base = _apply(params, x, n, conv_impl="im2col", remat=False)
-  np.testing.assert_allclose(_apply(params, x, n, conv_impl="xla", remat=True), base, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    _apply(params, x, n, train=True, conv_impl="xla", remat=True, dropout=0.0),
+    base,
+    rtol=1e-4,
+    atol=1e-4,
+  )
   for unroll in (4, 99):  # partial (6 = 4 + 2) and full; the gradient too, as training uses it
-    np.testing.assert_allclose(_apply(params, x, n, conv_impl="im2col", remat=False,
-                                      scan_unroll=unroll), base, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      _apply(params, x, n, conv_impl="im2col", remat=False, scan_unroll=unroll),
+      base,
+      rtol=1e-5,
+      atol=1e-5,
+    )
 
   def grad(**kw):
-    loss = lambda p: jnp.sum(model.apply(p, jnp.asarray(x), jnp.asarray(n), **kw) ** 2)
+    sp = spec(dropout=0.0, **kw)
+    loss = lambda p: jnp.sum(
+      model.apply(p, jnp.asarray(x), jnp.asarray(n), sp, train=True).logits_BxWxC ** 2
+    )
     return jax.tree.leaves(jax.jit(jax.grad(loss))(params))
+
   for g1, g4 in zip(grad(), grad(scan_unroll=4)):
     np.testing.assert_allclose(g4, g1, rtol=1e-4, atol=1e-5)
 
@@ -64,8 +94,8 @@ def test_dropout_changes_output_only_when_on(params):
   x = np.random.default_rng(4).integers(1, 13, (2, 6))
   n = np.array([6, 6])
   key = jax.random.key(9)
-  a = _apply(params, x, n, dropout_rate=0.2, dropout_key=key)
-  b = _apply(params, x, n, dropout_rate=0.2, dropout_key=key)
+  a = _apply(params, x, n, train=True, dropout_key=key, dropout=0.2, dropout_by_length=False)
+  b = _apply(params, x, n, train=True, dropout_key=key, dropout=0.2, dropout_by_length=False)
   np.testing.assert_array_equal(a, b)  # deterministic given the key
   assert not np.allclose(a, _apply(params, x, n))
   assert model.dropout_rate_for(20, 0.15) == pytest.approx(0.06)
@@ -75,7 +105,9 @@ def test_loss_and_metrics_count_all_active_cells():
   # 2 examples, width 4, 3 classes; example 0 active on 3 columns, example 1 on 2.
   y = jnp.array([[1, 2, 0, 0], [2, 0, 0, 0]])
   n = jnp.array([3, 2])
-  pred = jnp.array([[1, 2, 1, 2], [2, 1, 0, 0]])  # ex 0 wrong at col 2 (digit where blank); ex1 wrong at col 1
+  pred = jnp.array(
+    [[1, 2, 1, 2], [2, 1, 0, 0]]
+  )  # ex 0 wrong at col 2 (digit where blank); ex1 wrong at col 1
   logits = 10.0 * jax.nn.one_hot(pred, 3)
   loss, m = model.loss_and_metrics(logits, y, n)
   assert int(m["seq_wrong"]) == 2 and int(m["sym_wrong"]) == 2 and int(m["sym_total"]) == 5
@@ -85,3 +117,10 @@ def test_loss_and_metrics_count_all_active_cells():
   assert float(loss) == pytest.approx(float(want), rel=1e-6)
   _, m = model.loss_and_metrics(10.0 * jax.nn.one_hot(y, 3), y, n)
   assert int(m["seq_wrong"]) == 0 and int(m["sym_wrong"]) == 0
+
+
+def test_the_paper_config_builds_the_paper_cell():
+  """cgru.Cell's defaults are the paper's CGRU; configlib.base must build exactly that cell."""
+  s = model.Spec.from_config(configlib.base("badd"))
+  assert s.cell == cgru.Cell()
+  assert (s.rows, s.readout, s.dropout_on, s.saturation) == (4, "own_length", "state", False)

@@ -11,13 +11,19 @@ import jax
 import numpy as np
 import pytest
 
+from ngpu_jax import loading, workdir_files
+
 from conftest import REPO, run_module
-from ngpu_jax import report, runs
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--config=experiments/badd.py:smoke", "--config.num_steps=30", "--config.checkpoint_every=10",
-        "--config.eval.every=10", "--config.final_eval.lengths=(12,)"]
+ARGS = [
+  "--config=experiments/badd.py:smoke",
+  "--config.num_steps=30",
+  "--config.checkpoint_every=10",
+  "--config.eval.every=10",
+  "--config.final_eval.lengths=(12,)",
+]
 
 
 def _free_port():
@@ -29,26 +35,42 @@ def _free_port():
 def _start_pair(workdir):
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": REPO}
-  return [subprocess.Popen(
-      [sys.executable, "-m", "ngpu_jax.main", *ARGS, f"--workdir={workdir}", "--cpu_devices=1",
-       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in (0, 1)]
+  return [
+    subprocess.Popen(
+      [
+        sys.executable,
+        "-m",
+        "ngpu_jax.main",
+        *ARGS,
+        f"--workdir={workdir}",
+        "--cpu_devices=1",
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      ],
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in (0, 1)
+  ]
 
 
 def _wait(procs, timeout=240):
   outs = [p.communicate(timeout=timeout) for p in procs]
-  for p, (out, err) in zip(procs, outs):
+  for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   return outs
 
 
 def _params(workdir):
-  return jax.device_get(runs.load_run(str(workdir)).params)
+  return jax.device_get(loading.load_run(str(workdir)).params)
 
 
 def _train_lines(workdir):
-  return [m for m in report.read_metrics(str(workdir)) if m["kind"] == "train"]
+  return [m for m in workdir_files.read_metrics(str(workdir)) if m["kind"] == "train"]
 
 
 def _assert_same_run(a, b, exact=False):
@@ -68,8 +90,9 @@ def test_two_processes_match_one_process_and_resume_after_kill(tmp_path):
   (out0, _), _ = _wait(_start_pair(tmp_path / "two"))
   assert "over 2 device(s), 2 device(s) in 2 process(es)" in out0
   for ndev in (1, 2):
-    proc = run_module("ngpu_jax.main", *ARGS, f"--workdir={tmp_path / f'one{ndev}'}",
-                      f"--cpu_devices={ndev}")
+    proc = run_module(
+      "ngpu_jax.main", *ARGS, f"--workdir={tmp_path / f'one{ndev}'}", f"--cpu_devices={ndev}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
   _assert_same_run(tmp_path / "two", tmp_path / "one2")
   _assert_same_run(tmp_path / "two", tmp_path / "one1")

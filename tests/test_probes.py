@@ -2,16 +2,17 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ngpu_jax import probes, tasks
+from ngpu_jax import configlib, data, probes, steps, tasks, train
 
 
 def _operands(row, base, k):
   """Little-endian digit symbols -> ints, read independently of tasks.py."""
   digits = [s - 1 for s in row]
   a = int("".join(str(d) for d in reversed(digits[:k])), base)
-  b = int("".join(str(d) for d in reversed(digits[k + 1:2 * k + 1])), base)
+  b = int("".join(str(d) for d in reversed(digits[k + 1 : 2 * k + 1])), base)
   return a, b
 
 
@@ -57,10 +58,13 @@ def test_long_probes(name):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.sampled_from(tasks.ARITHMETIC), st.integers(3, 30), st.integers(0, 9),
-       st.integers(0, 2**32 - 1))
+@given(
+  st.sampled_from(tasks.ARITHMETIC),
+  st.integers(3, 30),
+  st.integers(0, 9),
+  st.integers(0, 2**32 - 1),
+)
 def test_mix_into_replaces_a_fraction_with_exact_hard_cases(name, length, extra, seed):
-  from ngpu_jax import data  # pylint: disable=g-import-not-at-top
   task = tasks.get_task(name)
   batch = data.make_batch(task, np.random.default_rng(seed), 8, length, length + extra)
   mixed = probes.mix_into(task, batch, np.random.default_rng([seed, 2]), 0.25)
@@ -78,31 +82,39 @@ def test_mix_into_replaces_a_fraction_with_exact_hard_cases(name, length, extra,
 
 def test_hard_mix_config_is_checked_and_reaches_the_training_batches():
   from conftest import tiny_config  # pylint: disable=g-import-not-at-top
-  from ngpu_jax import configlib, steps, train  # pylint: disable=g-import-not-at-top
+
   with pytest.raises(ValueError, match="hard_mix: the probe families exist"):
     configlib.validate(tiny_config("copy", hard_mix=0.5))
   with pytest.raises(ValueError, match=r"hard_mix: must be in \[0, 1\)"):
     configlib.validate(tiny_config("badd", hard_mix=1.0))
   task = tasks.get_task("badd")
   for step in range(3):
-    p, = train.training_batches(tiny_config("badd"), task, step, 6)
-    m, = train.training_batches(tiny_config("badd", hard_mix=0.5), task, step, 6)
+    (p,) = train.training_batches(tiny_config("badd"), task, step, 6)
+    (m,) = train.training_batches(tiny_config("badd", hard_mix=0.5), task, step, 6)
     np.testing.assert_array_equal(m.x_BxW[2:], p.x_BxW[2:])  # batch 4: 2 replaced, the rest kept
     assert not np.array_equal(m.x_BxW[:2], p.x_BxW[:2])
-  c = tiny_config("bmul", hard_mix=0.25, **{"curriculum.mode": "all_buckets", "batch_size": 8,
-                                            "buckets": (8, 12), "curriculum.max_length": 12,
-                                            "model.dropout_by_length": False,
-                                            "curriculum.bin_groups": 1})
+  c = tiny_config(
+    "bmul",
+    hard_mix=0.25,
+    **{
+      "curriculum.mode": "all_buckets",
+      "batch_size": 8,
+      "buckets": (8, 12),
+      "curriculum.max_length": 12,
+      "model.dropout_by_length": False,
+      "curriculum.bin_groups": 1,
+    },
+  )
   layout = steps.bin_layout(c)
-  packed, = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
+  (packed,) = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
   assert packed.x_BxW.shape == (16, 12)
   assert sorted(packed.n_B.tolist()) == [8] * 8 + [12] * 8
   # Spread bins: each hard case takes the length of the problem it replaces.
   c.curriculum.bin_lengths = "spread"
-  packed, = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
+  (packed,) = train.training_batches(c, tasks.get_task("bmul"), 0, 12, layout)
   no_mix = c.copy_and_resolve_references()
   no_mix.hard_mix = 0.0
-  plain, = train.training_batches(no_mix, tasks.get_task("bmul"), 0, 12, layout)
+  (plain,) = train.training_batches(no_mix, tasks.get_task("bmul"), 0, 12, layout)
   np.testing.assert_array_equal(packed.n_B, plain.n_B)
   assert len(set(packed.n_B.tolist())) > 2
   bmul = tasks.get_task("bmul")

@@ -5,14 +5,29 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
-from ngpu_jax import (aggregate, configlib, data, model, optim, parallel, report, runs, schedule,
-                      steps, tasks, train)
+from ngpu_jax import (
+  configlib,
+  data,
+  experiment_files,
+  loading,
+  model,
+  optim,
+  parallel,
+  schedule,
+  steps,
+  tasks,
+  train,
+  workdir_files,
+)
+from ngpu_jax.tools import aggregate
+
+from conftest import spec, tiny_config
 
 
 def _init(**kw):
-  return model.init(jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=2,
-                    relax_copies=3, **kw)
+  return model.init(
+    jax.random.key(0), n_symbols=13, n_classes=3, maps=6, layers=2, relax_copies=3, **kw
+  )
 
 
 def test_relaxation_copies_start_independent_or_shared():
@@ -36,8 +51,17 @@ def _windows(rule, windows, **kw):
   flags = []
   for wrong, loss in windows:
     schedule.record(sched, wrong, 100, loss)
-    d = schedule.end_window(sched, max_length=8, threshold=0.15, pull_factor=1.2, pull_max=0.1,
-                            relax=True, lr_decay=0.5, lr_decay_rule=rule, **kw)
+    d = schedule.end_window(
+      sched,
+      max_length=8,
+      threshold=0.15,
+      pull_factor=1.2,
+      pull_max=0.1,
+      relax=True,
+      lr_decay=0.5,
+      lr_decay_rule=rule,
+      **kw,
+    )
     flags.append(d.decay_lr)
   return flags, sched
 
@@ -69,15 +93,18 @@ def test_readout_final_reads_every_example_after_the_full_width():
   x_BxW = np.zeros((2, 8), np.int32)
   x_BxW[:, :5] = rng.integers(1, 13, (2, 5))
   n_B = np.array([5, 8], np.int32)
-  f = jax.jit(lambda n, readout: model.apply(params, x_BxW, n, readout=readout),
-              static_argnums=1)
+  f = jax.jit(
+    lambda n, readout: model.apply(params, x_BxW, n, spec(readout=readout)).logits_BxWxC,
+    static_argnums=1,
+  )
   own, final = f(n_B, "own_length"), f(n_B, "final")
   full = f(np.array([8, 8], np.int32), "own_length")
   np.testing.assert_allclose(final, full, rtol=1e-6)  # as if every problem filled the bin
   assert not np.allclose(own[0], final[0])
   np.testing.assert_allclose(own[1], final[1], rtol=1e-6)
-  np.testing.assert_array_equal(model.readout_lengths(jnp.array([5, 0, 8]), 8, "final"),
-                                [8, 0, 8])  # batch-padding rows stay empty
+  np.testing.assert_array_equal(
+    model.readout_lengths(jnp.array([5, 0, 8]), 8, "final"), [8, 0, 8]
+  )  # batch-padding rows stay empty
 
 
 def test_readout_final_scores_every_column_of_the_bin():
@@ -103,8 +130,9 @@ def test_bins_take_a_fraction_of_shorter_problems():
     np.testing.assert_array_equal(a.x_BxW, b.x_BxW)
   short = total = 0
   for step in range(40):
-    batches = data.all_bucket_batches(task, 0, step, 32, lengths, spread_from=3,
-                                      shorter_fraction=0.05)
+    batches = data.all_bucket_batches(
+      task, 0, step, 32, lengths, spread_from=3, shorter_fraction=0.05
+    )
     for prev, b in zip(lengths, batches[1:]):
       short += int(np.sum(b.n_B <= prev))
       total += len(b.n_B)
@@ -120,7 +148,7 @@ def test_bins_take_a_fraction_of_shorter_problems():
 
 def test_zero_padded_targets():
   task = tasks.get_task("bmul")
-  x = task.parse("11*11") + [0, 0, 0]   # 3 * 3 = 9 = 1001; the problem has length 5
+  x = task.parse("11*11") + [0, 0, 0]  # 3 * 3 = 9 = 1001; the problem has length 5
   y = task.target(x)
   config = tiny_config("bmul", zero_pad_targets=True)
   padded = np.asarray(steps.scored_targets(config, jnp.array([y]), jnp.array([5])))[0]
@@ -142,16 +170,17 @@ def test_onehot_input_path():
   n = np.array([6], np.int32)
   moved = {**p, "embed": p["embed"].at[0].add(0.5)}
   # One-hot @ kernel: the blank's row reaches the state (the paper's path zeroes it).
-  assert not np.allclose(model.apply(p, x, n), model.apply(moved, x, n))
+  logits = lambda params: model.apply(params, x, n, spec()).logits_BxWxC
+  assert not np.allclose(logits(p), logits(moved))
   old = _init(relax_init="shared")
   moved_old = {**old, "embed": old["embed"].at[0].add(0.5)}
-  np.testing.assert_allclose(model.apply(old, x, n), model.apply(moved_old, x, n))
+  np.testing.assert_allclose(logits(old), logits(moved_old))
   # No tanh and no projection: the state starts at embed[x] + b.
   b = p["embed_b"] + 0.25
   zero_steps = {**p, "embed_b": b, "steps": jax.tree.map(jnp.zeros_like, p["steps"])}
-  _, aux = model.apply(zero_steps, x, n, return_states=True)
+  states = model.apply(zero_steps, x, n, spec(), keep_states=True).states_TxBxWxHxM
   # With zero kernels and biases each gate is constant, so step 1 scales the input.
-  first_BxWxM = np.asarray(aux["states"][0][:, :, 0, :])
+  first_BxWxM = np.asarray(states[0][:, :, 0, :])
   start = np.asarray(p["embed"][x] + b)
   ratio = first_BxWxM / start
   np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-5)
@@ -170,9 +199,11 @@ def test_lr_scaled_gradient_noise():
     optim.neural_gpu_noise(scale=1.0, kind="pink")
 
 
+@pytest.mark.slow
 def test_lr_scaled_noise_follows_the_decayed_rate_in_training():
-  config = tiny_config(**{"optim.noise_kind": "lr_scaled", "optim.noise_scale": 1.0,
-                          "optim.clip_mode": "none"})
+  config = tiny_config(
+    **{"optim.noise_kind": "lr_scaled", "optim.noise_scale": 1.0, "optim.clip_mode": "none"}
+  )
   task, mesh = tasks.get_task("badd"), parallel.make_mesh()
   opt = steps.make_optimizer(config)
   train_step = steps.make_train_step(config, opt, mesh)
@@ -181,8 +212,9 @@ def test_lr_scaled_noise_follows_the_decayed_rate_in_training():
   for lr in (1e-2, 1e-5):
     state = steps.init_state(config, task, opt, mesh)
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
-    state, _ = train_step(state, (parallel.global_batch(mesh, *b),), np.float32(0.0),
-                          np.float32(0.0), np.float32(0.0))
+    state, _ = train_step(
+      state, (parallel.global_batch(mesh, *b),), np.float32(0.0), np.float32(0.0), np.float32(0.0)
+    )
     mus.append(_adam_mu(jax.device_get(state.opt_state)))
   # Adam's first moment after one step is 0.1 * (gradient + noise), the gradient and the
   # noise draw the same in both: what differs is the noise's scale, lr x 1.0.
@@ -191,40 +223,49 @@ def test_lr_scaled_noise_follows_the_decayed_rate_in_training():
 
 
 def _adam_mu(opt_state):
-  found = [s.mu for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "mu"))
-           if hasattr(s, "mu")]
+  found = [
+    s.mu for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "mu")) if hasattr(s, "mu")
+  ]
   return np.concatenate([np.ravel(a) for a in jax.tree.leaves(found)])
 
 
 def test_periodic_evaluations_draw_fresh_problems():
-  assert not np.array_equal(data.eval_rng(0, 41, 500).integers(0, 2, 64),
-                            data.eval_rng(0, 41, 1000).integers(0, 2, 64))
-  np.testing.assert_array_equal(data.eval_rng(0, 41, None).integers(0, 2, 64),
-                                np.random.default_rng([0, 41, 1]).integers(0, 2, 64))
+  assert not np.array_equal(
+    data.eval_rng(0, 41, 500).integers(0, 2, 64), data.eval_rng(0, 41, 1000).integers(0, 2, 64)
+  )
+  np.testing.assert_array_equal(
+    data.eval_rng(0, 41, None).integers(0, 2, 64),
+    np.random.default_rng([0, 41, 1]).integers(0, 2, 64),
+  )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fresh", [True, False])
 def test_training_evaluates_fresh_problems_each_time(tmp_path, monkeypatch, fresh):
   draws = []
-  real = train.evaluate.evaluate_lengths
+  real = train.evaluation.evaluate_lengths
 
   def spy(*args):
     draws.append(args[-1])
     return real(*args)
-  monkeypatch.setattr(train.evaluate, "evaluate_lengths", spy)
+
+  monkeypatch.setattr(train.evaluation, "evaluate_lengths", spy)
   config = tiny_config(**{"eval.fresh": fresh, "final_eval.lengths": ()})
   train.train_and_evaluate(config, str(tmp_path / "run"))
   assert draws[:2] == ([10, 20] if fresh else [None, None])
 
 
+@pytest.mark.slow
 def test_far_lengths_and_the_generalization_front(tmp_path):
-  config = tiny_config(**{"eval.lengths": (8, 9), "eval.far_lengths": (12,),
-                          "eval.far_every": 20})
+  config = tiny_config(**{"eval.lengths": (8, 9), "eval.far_lengths": (12,), "eval.far_every": 20})
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(config, workdir)
-  lines = report.read_metrics(workdir)
-  periodic = [(m["step"], m["eval_length"]) for m in lines
-              if m["kind"] == "eval" and not report.is_final_eval(m)]
+  lines = workdir_files.read_metrics(workdir)
+  periodic = [
+    (m["step"], m["eval_length"])
+    for m in lines
+    if m["kind"] == "eval" and not workdir_files.is_final_eval(m)
+  ]
   assert periodic == [(10, 8), (10, 9), (20, 8), (20, 9), (20, 12)]
   fronts = [(m["step"], m["lengths"]) for m in lines if m["kind"] == "front"]
   assert fronts == [(10, [8, 9]), (20, [8, 9, 12])]
@@ -246,27 +287,39 @@ class _Canned:
   def __init__(self, wrong):
     self.wrong, self.calls = wrong, []
 
-  def __call__(self, eval_step, params, task, mesh, lengths, examples, batch_size, seed,
-               draw=None):
+  def __call__(self, eval_step, params, task, mesh, lengths, examples, batch_size, seed, draw=None):
     self.calls.append(list(lengths))
-    return {n: {"seq_error": 0.5 if n in self.wrong else 0.0, "symbol_error": 0.0,
-                "examples": examples} for n in lengths}
+    return {
+      n: {"seq_error": 0.5 if n in self.wrong else 0.0, "symbol_error": 0.0, "examples": examples}
+      for n in lengths
+    }
 
 
-@pytest.mark.parametrize("rule, wrong, step, solved, calls", [
+@pytest.mark.parametrize(
+  "rule, wrong, step, solved, calls",
+  [
     ("exact_at_eval_lengths", (), 10, True, [[8, 9]]),
-    ("exact_at_long", (), 10, False, [[8, 9]]),                  # far lengths not evaluated
-    ("exact_at_long", (12,), 20, False, [[8, 9, 12]]),           # wrong at the far length
-    ("exact_at_long", (40,), 20, False, [[8, 9, 12], [40]]),     # wrong at the long length
+    ("exact_at_long", (), 10, False, [[8, 9]]),  # far lengths not evaluated
+    ("exact_at_long", (12,), 20, False, [[8, 9, 12]]),  # wrong at the far length
+    ("exact_at_long", (40,), 20, False, [[8, 9, 12], [40]]),  # wrong at the long length
     ("exact_at_long", (), 20, True, [[8, 9, 12], [40]]),
-])
+  ],
+)
+@pytest.mark.slow
 def test_stop_rules(tmp_path, monkeypatch, rule, wrong, step, solved, calls):
-  config = tiny_config(**{"eval.lengths": (8, 9), "eval.far_lengths": (12,),
-                          "eval.far_every": 20, "final_eval.long_lengths": (40,),
-                          "stop_when_solved": True, "stop_rule": rule,
-                          "curriculum.start_length": 8})
+  config = tiny_config(
+    **{
+      "eval.lengths": (8, 9),
+      "eval.far_lengths": (12,),
+      "eval.far_every": 20,
+      "final_eval.long_lengths": (40,),
+      "stop_when_solved": True,
+      "stop_rule": rule,
+      "curriculum.start_length": 8,
+    }
+  )
   canned = _Canned(wrong)
-  monkeypatch.setattr(train.evaluate, "evaluate_lengths", canned)
+  monkeypatch.setattr(train.evaluation, "evaluate_lengths", canned)
   task = tasks.get_task("badd")
   run = train._Run(config, str(tmp_path), parallel.make_mesh(), task)  # pylint: disable=protected-access
   try:
@@ -277,6 +330,7 @@ def test_stop_rules(tmp_path, monkeypatch, rule, wrong, step, solved, calls):
     run.close()
 
 
+@pytest.mark.slow
 def test_averaging_the_copies_averages_the_moving_average_too():
   config = tiny_config(**{"optim.ema_decay": 0.9, "relax.copies": 3})
   task, mesh = tasks.get_task("badd"), parallel.make_mesh()
@@ -308,27 +362,31 @@ def _nan_at(monkeypatch, bad_steps):
         seen.append(step)
         m = {**m, "loss": jnp.float32(np.nan)}
       return state, m
+
     return wrapped
+
   monkeypatch.setattr(train.steps, "make_train_step", make)
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_rolls_back_with_a_lower_rate(tmp_path, monkeypatch):
   _nan_at(monkeypatch, {12})
   config = tiny_config(**{"optim.lr_decay": 1.0})
   workdir = str(tmp_path / "run")
   out = train.train_and_evaluate(config, workdir)
   assert out["step"] == 20
-  lines = report.read_metrics(workdir)
+  lines = workdir_files.read_metrics(workdir)
   rollbacks = [m for m in lines if m["kind"] == "rollback"]
   assert len(rollbacks) == 1
   assert rollbacks[0]["step"] == 10 and rollbacks[0]["failed_at"] == 15
   assert rollbacks[0]["lr_factor"] == 0.5 and "loss nan at step 13" in rollbacks[0]["reason"]
   lrs = [m["lr"] for m in lines if m["kind"] == "train"]
   assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])  # steps 5, 10 | 15, 20 after it
-  loaded = runs.load_run(workdir)
+  loaded = loading.load_run(workdir)
   assert loaded.step == 20
 
 
+@pytest.mark.slow
 def test_rollbacks_are_bounded(tmp_path, monkeypatch):
   _nan_at(monkeypatch, {12})
   config = tiny_config(**{"optim.max_rollbacks": 0})
@@ -337,16 +395,16 @@ def test_rollbacks_are_bounded(tmp_path, monkeypatch):
 
 
 def test_old_runs_load_with_the_settings_they_had():
-  new = runs.config_to_dict(configlib.base("badd"))
+  new = workdir_files.config_to_dict(configlib.base("badd"))
   old = {k: v for k, v in new.items() if k not in ("stop_rule",)}
   old["relax"] = {k: v for k, v in new["relax"].items() if k != "init"}
   old["optim"] = {k: v for k, v in new["optim"].items() if k != "lr_decay_rule"}
   old["eval"] = {k: v for k, v in new["eval"].items() if k not in ("fresh", "far_lengths")}
-  filled = runs.with_defaults(old)
+  filled = workdir_files.with_defaults(old)
   assert filled["relax"]["init"] == "shared" and filled["stop_rule"] == "exact_at_eval_lengths"
   assert filled["optim"]["lr_decay_rule"] == "worse_than_3"
   assert filled["eval"]["fresh"] is False and filled["eval"]["far_lengths"] == []
-  assert runs.with_defaults(new)["relax"]["init"] == "independent"
+  assert workdir_files.with_defaults(new)["relax"]["init"] == "independent"
   # The results table tells the two apart.
   assert aggregate._variant(new) == "paper"  # pylint: disable=protected-access
   assert aggregate._variant(old) == "paper, previous protocol"  # pylint: disable=protected-access
@@ -356,12 +414,15 @@ def test_old_runs_load_with_the_settings_they_had():
 
 
 def test_dngpu_experiment_follows_the_reference_and_keeps_the_previous_form():
-  exp = configlib.load_experiment("experiments/dngpu.py")
+  exp = experiment_files.load_experiment("experiments/dngpu.py")
   badd, bmul = exp.get_config("badd"), exp.get_config("bmul")
   for c in (badd, bmul):
     configlib.validate(c)
     assert (c.model.readout, c.model.input_path, c.curriculum.bin_lengths) == (
-        "final", "onehot", "spread")
+      "final",
+      "onehot",
+      "spread",
+    )
     assert c.curriculum.shorter_fraction == 0.05 and c.num_steps == 20_000
     assert (c.optim.noise_kind, c.optim.noise_scale) == ("lr_scaled", 1e-4)
     assert c.eval.fresh and 401 in c.eval.far_lengths and c.stop_rule == "exact_at_long"

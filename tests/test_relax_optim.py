@@ -21,7 +21,9 @@ def test_penalty_zero_when_copies_equal_and_positive_otherwise():
 
 def test_average_replaces_every_copy_by_the_mean():
   params = model.init(jax.random.key(0), n_symbols=5, n_classes=5, maps=4, layers=1, relax_copies=3)
-  steps = jax.tree.map(lambda a: a + jnp.arange(3.0).reshape((3,) + (1,) * (a.ndim - 1)), params["steps"])
+  steps = jax.tree.map(
+    lambda a: a + jnp.arange(3.0).reshape((3,) + (1,) * (a.ndim - 1)), params["steps"]
+  )
   avg = relax.average({**params, "steps": steps})
   for a, b in zip(jax.tree.leaves(avg["steps"]), jax.tree.leaves(steps)):
     np.testing.assert_allclose(a[0], b.mean(0), rtol=1e-6)
@@ -62,9 +64,23 @@ def test_optimizer_chain_clips_then_noises_and_decays_lr():
   updates, state = tx.update({"w": jnp.full((4,), 100.0)}, state, params, seq_error=1.0)
   # Adam's first step is lr * g / (|g| + eps) per element, whatever the clipped size.
   np.testing.assert_allclose(updates["w"], -0.5e-3 * 0.5 / (0.5 + 1e-4), rtol=1e-5)
-  noisy = optim.make_optimizer(learning_rate=1e-3, adam_eps=1e-4, clip_norm=1.0, noise_scale=1.0)
-  assert len(noisy.init(params)) == 3  # clip, noise, adam
+  # With the noise on: the gradient is clipped to norm 1, then the noise is added. adam_eps = 1
+  # keeps Adam's first step, lr * g / (|g| + 1), a one-to-one function of the gradient it gets.
+  noisy = optim.make_optimizer(
+    learning_rate=1e-3, adam_eps=1.0, clip_norm=1.0, noise_scale=0.3, seed=5
+  )
   assert isinstance(noisy, optax.GradientTransformationExtraArgs)
+  g = jnp.array([100.0, -50.0, 30.0, 0.0])
+  updates, _ = noisy.update({"w": g}, noisy.init(params), params, seq_error=1.0)
+  # the same draw as the chain's: the noise transform alone, same seed, first step, on zeros
+  noise_tx = optim.neural_gpu_noise(0.3, 5)
+  noise = noise_tx.update({"w": jnp.zeros(4)}, noise_tx.init(params), seq_error=1.0)[0]["w"]
+  assert float(jnp.std(noise)) > 0.05  # std 0.3 * sqrt(1.0) at step 0
+  clipped = g / float(jnp.linalg.norm(g))
+  adam = lambda grad: -1e-3 * grad / (jnp.abs(grad) + 1.0)
+  np.testing.assert_allclose(updates["w"], adam(clipped + noise), rtol=1e-5, atol=1e-9)
+  noised_then_clipped = (g + noise) / jnp.linalg.norm(g + noise)
+  assert not np.allclose(updates["w"], adam(noised_then_clipped), rtol=1e-3, atol=1e-6)
 
 
 def test_clipped_adamax_matches_a_hand_computation():
@@ -94,11 +110,20 @@ def test_lr_decay_rules_and_floor():
     decays = []
     for loss in losses:
       schedule.record(s, 1, 1, loss)
-      d = schedule.end_window(s, max_length=41, threshold=0.0001, pull_factor=1.2, pull_max=0.1,
-                              relax=False, lr_decay=0.5, lr_decay_rule=rule,
-                              min_lr_factor=factor_floor)
+      d = schedule.end_window(
+        s,
+        max_length=41,
+        threshold=0.0001,
+        pull_factor=1.2,
+        pull_max=0.1,
+        relax=False,
+        lr_decay=0.5,
+        lr_decay_rule=rule,
+        min_lr_factor=factor_floor,
+      )
       decays.append(d.decay_lr)
     return decays, s.lr_factor
+
   # no_progress_2: 1.0 beaten by neither 1.1 nor 1.2 -> decay; then 1.05 < 1.2 but not < 1.1
   assert run("no_progress_2", [1.0, 1.1, 1.2, 0.9]) == ([False, False, True, False], 0.5)
   assert run("worse_than_3", [1.0, 1.1, 1.2, 1.3]) == ([False, False, False, True], 0.5)
@@ -108,8 +133,9 @@ def test_lr_decay_rules_and_floor():
 def test_params_ema_tracks_the_updated_params_and_leaves_updates_alone():
   params = {"w": jnp.array([1.0, -2.0])}
   plain = optim.make_optimizer(learning_rate=0.1, adam_eps=1e-8, clip_norm=10.0, noise_scale=0.0)
-  tx = optim.make_optimizer(learning_rate=0.1, adam_eps=1e-8, clip_norm=10.0, noise_scale=0.0,
-                            ema_decay=0.5)
+  tx = optim.make_optimizer(
+    learning_rate=0.1, adam_eps=1e-8, clip_norm=10.0, noise_scale=0.0, ema_decay=0.5
+  )
   s_plain, state = plain.init(params), tx.init(params)
   assert optim.averaged_params(s_plain, params) is params  # no average kept: the params
   ema = np.array([1.0, -2.0])

@@ -7,21 +7,26 @@ import jax
 import numpy as np
 import pytest
 
+from ngpu_jax import loading, train
+
 from conftest import tiny_config
-from ngpu_jax import runs, train
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_the_last_good_checkpoint_and_saves_nothing_bad(tmp_path):
   wd = str(tmp_path)
   train.train_and_evaluate(tiny_config(num_steps=10), wd)
   bad = tiny_config(num_steps=20, **{"optim.learning_rate": 1e30, "optim.clip_norm": 1e30})
-  with pytest.raises(train.TrainingDivergedError, match=r"last good checkpoint is .*checkpoints/10 \(step 10\)"):
+  with pytest.raises(
+    train.TrainingDivergedError, match=r"last good checkpoint is .*checkpoints/10 \(step 10\)"
+  ):
     train.train_and_evaluate(bad, wd, allow_config_change=True)
   assert sorted(os.listdir(os.path.join(wd, "checkpoints"))) == ["10"]
-  params = jax.device_get(runs.load_run(wd).params)
+  params = jax.device_get(loading.load_run(wd).params)
   assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, capsys):
   wd = str(tmp_path)
   config = tiny_config(num_steps=20)
@@ -35,7 +40,7 @@ def test_damaged_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, cap
         fh.write(b"\0garbage")
       damaged += 1
   assert damaged
-  loaded = runs.load_run(wd)
+  loaded = loading.load_run(wd)
   assert loaded.step == 10
   out = capsys.readouterr().out
   assert "checkpoints/20 is unreadable" in out
@@ -51,20 +56,24 @@ def tiny_disk(tmp_path):
   """A 700 KiB tmpfs: room for about two checkpoints of the smoke model."""
   mnt = tmp_path / "disk"
   mnt.mkdir()
-  proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mnt)],
-                        capture_output=True, text=True)
+  proc = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mnt)], capture_output=True, text=True
+  )
   if proc.returncode != 0:
     pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
   yield mnt
   subprocess.run(["umount", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_is_a_clear_error_and_earlier_checkpoints_survive(tiny_disk):
   wd = str(tiny_disk / "run")
   config = tiny_config(num_steps=60, checkpoint_every=10, **{"model.maps": 8})
-  with pytest.raises(train.WorkdirWriteError, match=r"No space left on device.*last good checkpoint is"):
+  with pytest.raises(
+    train.WorkdirWriteError, match=r"No space left on device.*last good checkpoint is"
+  ):
     train.train_and_evaluate(config, wd)
-  loaded = runs.load_run(wd)  # the newest complete checkpoint still restores
+  loaded = loading.load_run(wd)  # the newest complete checkpoint still restores
   assert loaded.step >= 10 and loaded.step % 10 == 0
   assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(jax.device_get(loaded.params)))
 

@@ -4,19 +4,28 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ngpu_jax import tasks
 from ngpu_jax.tasks import PAD, ProblemError
 
 NAMES = sorted(tasks.TASKS)
-ARITH = {"badd": (2, "+"), "qadd": (4, "+"), "add": (10, "+"),
-         "bmul": (2, "*"), "qmul": (4, "*"), "mul": (10, "*")}
-SETTINGS = settings(max_examples=15, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+ARITH = {
+  "badd": (2, "+"),
+  "qadd": (4, "+"),
+  "add": (10, "+"),
+  "bmul": (2, "*"),
+  "qmul": (4, "*"),
+  "mul": (10, "*"),
+}
+SETTINGS = settings(
+  max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 # --- An independent oracle: strings and Python ints / list ops only. ---------------------------
+
 
 def _content(inp):
   inp = list(inp)
@@ -43,7 +52,7 @@ def oracle(name, inp):
   if name in ARITH:
     base, op = ARITH[name]
     at = x.index(11 if op == "+" else 12)
-    a, b = _le_to_int(x[:at], base), _le_to_int(x[at + 1:], base)
+    a, b = _le_to_int(x[:at], base), _le_to_int(x[at + 1 :], base)
     return _int_to_le(a + b if op == "+" else a * b, base)
   if name == "incr":
     return _int_to_le(_le_to_int(x, 10) + 1, 10)
@@ -54,14 +63,14 @@ def oracle(name, inp):
   if name == "search":
     return [v for k, v in _pairs(x[:-1]) if k == x[-1]][-1:]
   return {
-      "copy": lambda: x,
-      "reverse": lambda: list(reversed(x)),
-      "duplicate": lambda: x * 2,
-      "sort": lambda: sorted(x),
-      "left": lambda: [x[0]],
-      "right": lambda: [x[-1]],
-      "left-shift": lambda: x[1:] + [PAD],
-      "right-shift": lambda: [PAD] + x[:-1],
+    "copy": lambda: x,
+    "reverse": lambda: list(reversed(x)),
+    "duplicate": lambda: x * 2,
+    "sort": lambda: sorted(x),
+    "left": lambda: [x[0]],
+    "right": lambda: [x[-1]],
+    "left-shift": lambda: x[1:] + [PAD],
+    "right-shift": lambda: [PAD] + x[:-1],
   }[name]()
 
 
@@ -85,6 +94,7 @@ def padded(row, length):
 
 
 # --- Contract of every task ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sample_contract(name):
@@ -145,7 +155,10 @@ def test_text_round_trip(name, seed, extra, more_pad):
 
 # --- Text examples and errors -------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,text,answer", [
+
+@pytest.mark.parametrize(
+  "name,text,answer",
+  [
     ("badd", "1011+110", "10001"),
     ("badd", " 0 + 0 ", "0"),
     ("bmul", "11*11", "1001"),
@@ -168,7 +181,8 @@ def test_text_round_trip(name, seed, extra, more_pad):
     ("rev2", "2:5 0:7 1:9", "1:9 0:7 2:5"),
     ("search", "0:5 1:6 0:7 ?0", "7"),
     ("search", "0:5 1:6 0:7 ?1", "6"),
-])
+  ],
+)
 def test_text_examples(name, text, answer):
   task = tasks.get_task(name)
   assert task.format_output(task.target(task.parse(text))) == answer
@@ -181,7 +195,9 @@ def test_parse_layout():
   assert tasks.get_task("search").parse("0:5 ?0") == [1, 6, 1]
 
 
-@pytest.mark.parametrize("name,text,why", [
+@pytest.mark.parametrize(
+  "name,text,why",
+  [
     ("badd", "", "empty"),
     ("badd", "   ", "empty"),
     ("badd", "1021+1", "digit '2'"),
@@ -203,7 +219,8 @@ def test_parse_layout():
     ("search", "0:5 1:6", "missing query"),
     ("search", "?1", "at least one"),
     ("search", "0:5 ?3", "not among the keys"),
-])
+  ],
+)
 def test_parse_errors(name, text, why):
   with pytest.raises(ProblemError, match=why):
     tasks.get_task(name).parse(text)
@@ -250,8 +267,12 @@ def test_format_output_best_effort():
 
 def test_target_rejects_malformed_rows():
   badd = tasks.get_task("badd")
-  for row, why in [([PAD, PAD], "empty"), ([2, PAD, 11, 2], "blank at column 1"),
-                   ([2, 2], "exactly one"), ([3, 11, 2], "not one of the digits")]:
+  for row, why in [
+    ([PAD, PAD], "empty"),
+    ([2, PAD, 11, 2], "blank at column 1"),
+    ([2, 2], "exactly one"),
+    ([3, 11, 2], "not one of the digits"),
+  ]:
     with pytest.raises(ProblemError, match=why):
       badd.target(row)
   with pytest.raises(ProblemError, match="columns"):
@@ -262,6 +283,7 @@ def test_target_rejects_malformed_rows():
 
 # --- Long problems ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["badd", "bmul", "mul"])
 def test_long_problems(name):
   task, (base, op) = tasks.get_task(name), ARITH[name]
@@ -270,8 +292,7 @@ def test_long_problems(name):
     a, b = _le_to_int(x[:2000], base), _le_to_int(x[2001:], base)
     assert x[2000] == (11 if op == "+" else 12)
     assert y == padded(_int_to_le(a + b if op == "+" else a * b, base), 4001)
-  assert task.format_output(y_BxL[0]) == np.base_repr(int(task.format_output(y_BxL[0]), base),
-                                                      base)
+  assert task.format_output(y_BxL[0]) == np.base_repr(int(task.format_output(y_BxL[0]), base), base)
 
 
 def test_decimal_beyond_python_str_limit():
@@ -290,10 +311,22 @@ def test_decimal_beyond_python_str_limit():
 
 # --- Registry -----------------------------------------------------------------------------------
 
+
 def test_registry():
   assert set(NAMES) == set(ARITH) | {
-      "copy", "reverse", "duplicate", "sort", "incr", "kvsort", "left", "right",
-      "left-shift", "right-shift", "rev2", "search"}
+    "copy",
+    "reverse",
+    "duplicate",
+    "sort",
+    "incr",
+    "kvsort",
+    "left",
+    "right",
+    "left-shift",
+    "right-shift",
+    "rev2",
+    "search",
+  }
   for name, task in tasks.TASKS.items():
     assert tasks.get_task(name) is task
 

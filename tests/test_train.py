@@ -1,14 +1,24 @@
 """Training: golden loss, exact resume, determinism, and a model that learns."""
 
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
 
+from ngpu_jax import (
+  checkpoint,
+  data,
+  evaluation,
+  loading,
+  parallel,
+  steps,
+  tasks,
+  train,
+  workdir_files,
+)
+
 from conftest import run_module, tiny_config
-from ngpu_jax import checkpoint, data, evaluate, parallel, report, runs, steps, tasks, train
 
 
 def _first_losses(config, n=2):
@@ -19,10 +29,23 @@ def _first_losses(config, n=2):
   train_step = steps.make_train_step(config, opt, mesh)
   losses = []
   for step in range(n):
-    b = data.train_batch(task, config.seed, step, config.batch_size, config.curriculum.min_length,
-                         config.curriculum.start_length, config.curriculum.max_length, config.buckets)
-    state, m = train_step(state, (parallel.global_batch(mesh, *b),), np.float32(0.0005),
-                          np.float32(1.0), np.float32(0.0))
+    b = data.train_batch(
+      task,
+      config.seed,
+      step,
+      config.batch_size,
+      config.curriculum.min_length,
+      config.curriculum.start_length,
+      config.curriculum.max_length,
+      config.buckets,
+    )
+    state, m = train_step(
+      state,
+      (parallel.global_batch(mesh, *b),),
+      np.float32(0.0005),
+      np.float32(1.0),
+      np.float32(0.0),
+    )
     losses.append(float(m["loss"]))
   return losses
 
@@ -38,20 +61,26 @@ def test_golden_loss_first_two_steps():
 
 
 def _params(workdir):
-  return jax.device_get(runs.load_run(workdir).params)
+  return jax.device_get(loading.load_run(workdir).params)
 
 
 def _train_lines(workdir):
   """Train lines without their wall-clock field, which no two runs share."""
-  return [{k: v for k, v in m.items() if k != "train_seconds"}
-          for m in report.read_metrics(workdir) if m["kind"] == "train"]
+  return [
+    {k: v for k, v in m.items() if k != "train_seconds"}
+    for m in workdir_files.read_metrics(workdir)
+    if m["kind"] == "train"
+  ]
 
 
 def _last_params(workdir):
   """The newest checkpoint's own parameters, not the average that load_run gives."""
-  loaded = runs.load_run(str(workdir))
-  state, _ = checkpoint.Checkpointer(str(workdir)).restore(steps.abstract_state(
-      loaded.config, loaded.task, steps.make_optimizer(loaded.config), loaded.mesh))
+  loaded = loading.load_run(str(workdir))
+  state, _ = checkpoint.Checkpointer(str(workdir)).restore(
+    steps.abstract_state(
+      loaded.config, loaded.task, steps.make_optimizer(loaded.config), loaded.mesh
+    )
+  )
   return jax.device_get(state.params)
 
 
@@ -60,16 +89,19 @@ def _assert_same(tree_a, tree_b):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
   # Noise, a parameter average and relaxation windows inside the run: every piece of state
   # must resume.
   config = tiny_config(**{"optim.noise_scale": 0.5, "optim.ema_decay": 0.9})
   scored = []
+
   def recording(eval_step, params, *args):
     scored.append(jax.device_get(params))
     return evaluate_lengths(eval_step, params, *args)
-  evaluate_lengths = evaluate.evaluate_lengths
-  monkeypatch.setattr(evaluate, "evaluate_lengths", recording)
+
+  evaluate_lengths = evaluation.evaluate_lengths
+  monkeypatch.setattr(evaluation, "evaluate_lengths", recording)
   train.train_and_evaluate(config, str(tmp_path / "full"))
   monkeypatch.undo()
   config.num_steps = 10
@@ -82,24 +114,30 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
   # The final evaluation scored the average, which is not the last parameters.
   average, last = _params(tmp_path / "full"), _last_params(tmp_path / "full")
   _assert_same(scored[-1], average)
-  assert max(float(np.max(np.abs(a - b)))
-             for a, b in zip(jax.tree.leaves(last), jax.tree.leaves(average))) > 1e-4
+  assert (
+    max(
+      float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(last), jax.tree.leaves(average))
+    )
+    > 1e-4
+  )
   assert _train_lines(tmp_path / "full") == _train_lines(tmp_path / "split")
   with open(tmp_path / "split" / "config.json") as f:
     assert json.load(f)["num_steps"] == 20
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers():
   a = _first_losses(tiny_config(seed=3))
   assert a == _first_losses(tiny_config(seed=3))
   assert a != _first_losses(tiny_config(seed=4))
 
 
+@pytest.mark.slow
 def test_workdir_of_another_configuration_is_refused(tmp_path):
   config = tiny_config(num_steps=5, **{"eval.every": 5})
   train.train_and_evaluate(config, str(tmp_path))
   other = tiny_config(num_steps=5, **{"model.maps": 6})
-  with pytest.raises(runs.ConfigMismatchError, match=r"model\.maps: 4 -> 6"):
+  with pytest.raises(workdir_files.ConfigMismatchError, match=r"model\.maps: 4 -> 6"):
     train.train_and_evaluate(other, str(tmp_path))
   with open(tmp_path / "config.json") as f:
     assert json.load(f)["model"]["maps"] == 4  # nothing overwritten
@@ -107,23 +145,42 @@ def test_workdir_of_another_configuration_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_small_model_learns_copy_within_a_minute(tmp_path):
-  config = tiny_config("copy", num_steps=300, batch_size=16, **{
-      "model.maps": 12, "eval.every": 100, "eval.examples": 64, "final_eval.examples": 64,
-      "final_eval.lengths": (8,), "checkpoint_every": 1000, "log_every": 50})
+  config = tiny_config(
+    "copy",
+    num_steps=300,
+    batch_size=16,
+    **{
+      "model.maps": 12,
+      "eval.every": 100,
+      "eval.examples": 64,
+      "final_eval.examples": 64,
+      "final_eval.lengths": (8,),
+      "checkpoint_every": 1000,
+      "log_every": 50,
+    },
+  )
   result = train.train_and_evaluate(config, str(tmp_path))
   assert result["eval"][8]["seq_error"] <= 0.05, result
-  evals = [m for m in report.read_metrics(str(tmp_path)) if m["kind"] == "eval"]
+  evals = [m for m in workdir_files.read_metrics(str(tmp_path)) if m["kind"] == "eval"]
   assert evals[0]["seq_error"] > result["eval"][8]["seq_error"]  # it improved
 
 
 @pytest.mark.slow
 def test_one_and_four_devices_train_the_same_parameters(tmp_path):
   """The launcher on 4 virtual CPU devices gives the 1-device parameters."""
-  args = ["--config=experiments/badd.py:smoke", "--config.num_steps=20", "--config.eval.every=100",
-          "--config.final_eval.lengths=(12,)"]
+  args = [
+    "--config=experiments/badd.py:smoke",
+    "--config.num_steps=20",
+    "--config.eval.every=100",
+    "--config.final_eval.lengths=(12,)",
+  ]
   for ndev in (1, 4):
-    proc = run_module("ngpu_jax.main", *args, f"--workdir={tmp_path / str(ndev)}",
-                      env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={ndev}"})
+    proc = run_module(
+      "ngpu_jax.main",
+      *args,
+      f"--workdir={tmp_path / str(ndev)}",
+      env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={ndev}"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"over {ndev} device(s)" in proc.stdout
   one, four = _params(tmp_path / "1"), _params(tmp_path / "4")
@@ -134,31 +191,49 @@ def test_one_and_four_devices_train_the_same_parameters(tmp_path):
   np.testing.assert_allclose([m["loss"] for m in l1], [m["loss"] for m in l4], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_time_budget_stops_training_and_still_evaluates(tmp_path):
   config = tiny_config(num_steps=1000, max_train_minutes=1e-6, log_every=5)
   result = train.train_and_evaluate(config, str(tmp_path))
   assert result["step"] == 5  # the first log step is past any positive budget
-  lines = report.read_metrics(str(tmp_path))
+  lines = workdir_files.read_metrics(str(tmp_path))
   assert [m["step"] for m in lines if m["kind"] == "train"] == [5]
   assert any(m["kind"] == "eval" and m.get("final") for m in lines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error,expected", [(0.0, [24]), (0.25, [])])
 def test_long_lengths_only_after_error_free_final_lengths(tmp_path, monkeypatch, error, expected):
   calls = []
-  real = train.evaluate.evaluate_lengths
+  real = train.evaluation.evaluate_lengths
 
   def fake(eval_step, params, task, mesh, lengths, examples, batch_size, seed, draw=None):
     calls.append((tuple(lengths), examples))
     out = real(eval_step, params, task, mesh, lengths, 2, batch_size, seed, draw)
     return {n: {**r, "seq_error": error} for n, r in out.items()}
-  monkeypatch.setattr(train.evaluate, "evaluate_lengths", fake)
-  config = tiny_config(num_steps=5, **{"final_eval.long_lengths": (8, 24),
-                                       "final_eval.long_examples": 3})
+
+  monkeypatch.setattr(train.evaluation, "evaluate_lengths", fake)
+  config = tiny_config(
+    num_steps=5, **{"final_eval.long_lengths": (8, 24), "final_eval.long_examples": 3}
+  )
   result = train.train_and_evaluate(config, str(tmp_path))
   long_calls = [c for c in calls if c == ((24,), 3)]
   assert len(long_calls) == len(expected)
   assert sorted(result["eval"]) == sorted([8] + expected)
   assert train.long_eval_lengths(config, {8: {"seq_error": error}}) == expected
-  probe_lengths = {m["eval_length"] for m in report.read_metrics(str(tmp_path)) if "probe" in m}
+  probe_lengths = {
+    m["eval_length"] for m in workdir_files.read_metrics(str(tmp_path)) if "probe" in m
+  }
   assert probe_lengths == {8, *expected}  # probes follow the random problems to the long length
+
+
+@pytest.mark.slow
+def test_console_says_when_a_new_width_compiles_and_how_long_it_took(tmp_path, capsys):
+  config = tiny_config(buckets=(6, 8), **{"curriculum.max_length": 8})
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  out = capsys.readouterr().out.splitlines()
+  starts = [line for line in out if line.startswith("compiling the training step for width")]
+  ends = [line for line in out if line.startswith("compiled the training step for width")]
+  assert starts, "\n".join(out)
+  assert len(starts) == len(set(starts)) == len(ends)  # each width announced once
+  assert all(line.endswith(" s") and " in " in line for line in ends)

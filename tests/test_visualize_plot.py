@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ngpu_jax import inference, loading, model, train
+from ngpu_jax.tools import plot, visualize
+
 from conftest import run_module, tiny_config
-from ngpu_jax import model, plot, predict, runs, steps, train, visualize
 
 PROBLEM = "1011+110"  # 4-bit operands: n = 9 columns, so 9 steps
 
@@ -23,7 +25,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(workdir):
-  return runs.load_run(workdir)
+  return loading.load_run(workdir)
 
 
 def test_states_match_the_models_own_answer(loaded):
@@ -32,16 +34,28 @@ def test_states_match_the_models_own_answer(loaded):
   assert trace.s_TxWxHxM.shape == (n, n, m.rows, m.maps)
   assert np.all(np.isfinite(trace.s_TxWxHxM))
   assert trace.target == loaded.task.target(loaded.task.parse(PROBLEM))
-  logits_1xWxC = np.asarray(model.apply(
-      loaded.params, np.asarray([trace.inp], np.int32), np.asarray([n], np.int32),
-      rows=m.rows, cell=steps.cell_for(loaded.config), conv_impl=m.conv_impl, remat=False))
+  logits_1xWxC = np.asarray(
+    model.apply(
+      loaded.params,
+      np.asarray([trace.inp], np.int32),
+      np.asarray([n], np.int32),
+      model.Spec.from_config(loaded.config),
+    ).logits_BxWxC
+  )
   assert trace.pred == np.argmax(logits_1xWxC[0], -1).tolist()
   # The pictured last state is the one the answer is read from: row 0 through the readout.
   readout = loaded.params["readout"]
   logits_WxC = trace.s_TxWxHxM[n - 1, :, 0, :] @ np.asarray(readout["k"]) + np.asarray(readout["b"])
   np.testing.assert_allclose(logits_WxC, logits_1xWxC[0], rtol=1e-4, atol=1e-4)
-  answers = predict.predict(loaded.predict_step, loaded.params, loaded.mesh, loaded.task,
-                            [trace.inp], loaded.config.buckets, 4)
+  answers = inference.predict(
+    loaded.predict_step,
+    loaded.params,
+    loaded.mesh,
+    loaded.task,
+    [trace.inp],
+    loaded.config.buckets,
+    4,
+  )
   assert answers == [loaded.task.format_output(trace.pred)]
 
 
@@ -56,8 +70,13 @@ def test_pick_steps():
 
 def test_visualize_writes_a_png(workdir, tmp_path):
   out = str(tmp_path / "steps.png")
-  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", "--task=badd",
-                    f"--problem={PROBLEM}", f"--out={out}")
+  proc = run_module(
+    "ngpu_jax.tools.visualize",
+    f"--model={workdir}",
+    "--task=badd",
+    f"--problem={PROBLEM}",
+    f"--out={out}",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "1011+0110" in proc.stdout
   with Image.open(out) as img:
@@ -66,23 +85,27 @@ def test_visualize_writes_a_png(workdir, tmp_path):
 
 def test_visualize_writes_a_gif_with_one_frame_per_step(workdir, tmp_path):
   out = str(tmp_path / "steps.gif")
-  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", f"--problem={PROBLEM}",
-                    f"--out={out}")
+  proc = run_module(
+    "ngpu_jax.tools.visualize", f"--model={workdir}", f"--problem={PROBLEM}", f"--out={out}"
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   with Image.open(out) as img:
     assert img.format == "GIF" and getattr(img, "n_frames", 1) == 9
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--problem=12+1"], "left operand in base 2: digit '2'"),
     (["--problem=101"], "missing operator"),
     (["--problem=1*1", "--task=bmul"], "trained on 'badd'"),
     (["--problem=1+1", "--steps=0"], "outside 1..3"),
     (["--problem=1+1", "--out=x.jpg"], "unknown format"),
-])
+  ],
+)
 def test_visualize_rejects_bad_requests(workdir, tmp_path, args, message):
   out = [] if any(a.startswith("--out") for a in args) else [f"--out={tmp_path / 'x.png'}"]
-  proc = run_module("ngpu_jax.visualize", f"--model={workdir}", *out, *args)
+  proc = run_module("ngpu_jax.tools.visualize", f"--model={workdir}", *out, *args)
   assert proc.returncode == 2
   assert message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -110,12 +133,12 @@ def test_plot_one_and_two_runs(workdir, tmp_path):
 
 def test_plot_command_and_missing_metrics(workdir, tmp_path):
   out = str(tmp_path / "curves.png")
-  proc = run_module("ngpu_jax.plot", workdir, f"--out={out}")
+  proc = run_module("ngpu_jax.tools.plot", workdir, f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert os.path.getsize(out) > 0
   empty = str(tmp_path / "empty_run")
   os.makedirs(empty)
-  proc = run_module("ngpu_jax.plot", workdir, empty, f"--out={tmp_path / 'no.png'}")
+  proc = run_module("ngpu_jax.tools.plot", workdir, empty, f"--out={tmp_path / 'no.png'}")
   assert proc.returncode == 2
   assert empty in proc.stderr and "Traceback" not in proc.stderr
   assert not os.path.exists(tmp_path / "no.png")

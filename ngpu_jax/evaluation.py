@@ -1,0 +1,112 @@
+"""Errors per length and per hard-case probe family, on fresh random problems."""
+
+from collections.abc import Callable, Sequence
+
+import jax
+
+from ngpu_jax import data, parallel, probes, tasks
+
+
+def batch_size_for(requested: int, num_devices: int) -> int:
+  """A batch size that splits evenly over the devices."""
+  return max(num_devices, (requested // num_devices) * num_devices)
+
+
+def score(
+  eval_step, params, mesh, make: Callable[[int], data.Batch], examples: int, batch_size: int
+) -> dict:
+  """{seq_error, symbol_error, examples} over ALL output cells of `examples` problems.
+
+  make(bs) returns the next batch of bs problems. Batches are padded to the
+  device count; rows of length 0 count nothing (empty mask), so only
+  `examples` problems enter the figures.
+  """
+  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
+  seq = sym = total = seen = 0
+  while seen < examples:
+    b = make(bs)
+    take = min(bs, examples - seen)
+    b.n_B[take:] = 0
+    m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
+    seq += int(m["seq_wrong"])
+    sym += int(m["sym_wrong"])
+    total += int(m["sym_total"])
+    seen += take
+  return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
+
+
+def evaluate_lengths(
+  eval_step,
+  params,
+  task: tasks.Task,
+  mesh,
+  lengths: Sequence[int],
+  examples: int,
+  batch_size: int,
+  seed: int,
+  draw: int | None = None,
+) -> dict[int, dict]:
+  """{length: score} on random problems from a stream of their own per (seed, length, draw)."""
+  results = {}
+  for length in lengths:
+    rng = data.eval_rng(seed, length, draw)
+    results[int(length)] = score(
+      eval_step,
+      params,
+      mesh,
+      lambda bs, rng=rng, n=length: data.make_batch(task, rng, bs, n, n),
+      examples,
+      batch_size,
+    )
+  return results
+
+
+def evaluate_probes(
+  eval_step,
+  params,
+  task: tasks.Task,
+  mesh,
+  lengths: Sequence[int],
+  examples: int,
+  batch_size: int,
+  seed: int,
+) -> dict[tuple[str, int], dict]:
+  """{(family, length): score} for every hard-case probe family of the task."""
+  results = {}
+  for family in probes.families(task):
+    for length in lengths:
+      rng = data.eval_rng(seed, length)
+      results[(family, int(length))] = score(
+        eval_step,
+        params,
+        mesh,
+        lambda bs, f=family, rng=rng, n=length: probes.probe_batch(task, f, rng, n, bs),
+        examples,
+        batch_size,
+      )
+  return results
+
+
+def format_probe_table(results: dict[tuple[str, int], dict]) -> str:
+  rows = [
+    f"{'probe family':>26} {'length':>7} {'examples':>8} {'seq_error':>10} {'symbol_error':>12}"
+  ]
+  for (family, length), r in results.items():
+    rows.append(
+      f"{family:>26} {length:>7} {r['examples']:>8} {r['seq_error']:>10.4f} "
+      f"{r['symbol_error']:>12.6f}"
+    )
+  return "\n".join(rows)
+
+
+def format_table(results: dict[int, dict], task_name: str) -> str:
+  rows = [
+    f"{'length':>7} {'operand digits':>14} {'examples':>8} {'seq_error':>10} {'symbol_error':>12}"
+  ]
+  for length, r in sorted(results.items()):
+    digits = (length - 1) // 2 if task_name in tasks.ARITHMETIC else "-"
+    rows.append(
+      f"{length:>7} {digits!s:>14} {r['examples']:>8} {r['seq_error']:>10.4f} "
+      f"{r['symbol_error']:>12.6f}"
+    )
+  return "\n".join(rows)

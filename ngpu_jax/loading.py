@@ -1,0 +1,142 @@
+"""Trained models back from disk: a run's newest checkpoint, or an exported model directory
+(config.json + params/ + step.json), with their compiled evaluation and prediction steps."""
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ngpu_jax import checkpoint, parallel, steps, tasks
+from ngpu_jax.workdir_files import CONFIG_FILE, config_to_dict, load_config
+
+# The shipped models are package data, so a wheel or `pip install git+...` has them too.
+PRETRAINED_DIR = str(importlib.resources.files("ngpu_jax") / "pretrained")
+
+
+def resolve_model(model: str) -> str:
+  """A workdir path as given, or the directory of the shipped model of that name."""
+  if os.path.isdir(model):
+    return model
+  shipped = os.path.join(PRETRAINED_DIR, model)
+  if os.path.isdir(shipped):
+    return shipped
+  known = sorted(os.listdir(PRETRAINED_DIR)) if os.path.isdir(PRETRAINED_DIR) else []
+  raise FileNotFoundError(
+    f"--model {model!r} is neither a run directory nor a shipped model "
+    f"(shipped: {', '.join(known) or 'none'})"
+  )
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  config: ml_collections.ConfigDict
+  task: tasks.Task
+  mesh: Any
+  params: Any
+  step: int
+  eval_step: Any
+  predict_step: Any
+
+
+def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
+  """Config and params of a run (newest checkpoint) or of an exported model, compiled steps.
+
+  average_steps: the mean of these checkpoints' parameters instead (step: the last of them).
+  """
+  config = load_config(workdir)
+  task = tasks.get_task(config.task)
+  mesh = parallel.make_mesh()
+  if os.path.isdir(os.path.join(workdir, EXPORT_DIR)):
+    if average_steps:
+      raise ValueError(f"{workdir} is an exported model: it has no checkpoints to average")
+    params, step = load_exported(workdir, config, task, mesh)
+  else:
+    abstract = steps.abstract_state(config, task, steps.make_optimizer(config), mesh)
+    ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    try:
+      if average_steps:
+        states = [ckpt.restore_at(int(s), abstract)[0] for s in average_steps]
+        params = jax.tree.map(lambda *a: sum(a) / len(a), *map(steps.eval_params, states))
+        step = max(int(s) for s in average_steps)
+      else:
+        restored = ckpt.restore(abstract)
+        if restored is None:
+          raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
+        params, step = steps.eval_params(restored[0]), int(restored[0].step)
+    finally:
+      ckpt.close()
+  return LoadedRun(
+    config,
+    task,
+    mesh,
+    params,
+    step,
+    steps.make_eval_step(config, mesh),
+    steps.make_predict_step(config, mesh),
+  )
+
+
+# An exported model: config.json + params/ (orbax) + step.json; no optimizer state.
+EXPORT_DIR = "params"
+
+
+def load_exported(model_dir: str, config, task, mesh):
+  repl = parallel.replicated(mesh)
+  abstract = jax.tree.map(
+    lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl),
+    jax.eval_shape(lambda: steps.init_params(config, task)),
+  )
+  params = ocp.StandardCheckpointer().restore(
+    os.path.abspath(os.path.join(model_dir, EXPORT_DIR)), abstract
+  )
+  with open(os.path.join(model_dir, "step.json")) as f:
+    return params, int(json.load(f)["step"])
+
+
+def collapse_averaged_copies(params, config):
+  """(params, config) with identical relaxation copies stored once (relax.copies = 1)."""
+  config = ml_collections.ConfigDict(config_to_dict(config))
+  copies = jax.tree.leaves(params["steps"])[0].shape[0]
+  if copies > 1 and all(
+    np.array_equal(a[0], a[i]) for a in jax.tree.leaves(params["steps"]) for i in range(1, copies)
+  ):
+    params = {**params, "steps": jax.tree.map(lambda a: a[:1], params["steps"])}
+    config.relax.copies = 1
+  return params, config
+
+
+def export(workdir: str, out: str) -> dict:
+  """Writes the newest params of a run as a small model directory (for ngpu_jax/pretrained/).
+
+  Relaxation copies that training has averaged into one are stored once
+  (relax.copies = 1 in the exported config): the model computes the same.
+  """
+  loaded = load_run(workdir)
+  params, config = collapse_averaged_copies(jax.device_get(loaded.params), loaded.config)
+  if os.path.exists(out):
+    raise FileExistsError(f"{out} exists; remove it first")
+  tmp = out.rstrip("/") + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(os.path.abspath(os.path.join(tmp, EXPORT_DIR)), params)
+  ckptr.wait_until_finished()  # the save is asynchronous; rename only what is complete
+  ckptr.close()
+  with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+    json.dump(config_to_dict(config), f, indent=2)
+  with open(os.path.join(tmp, "step.json"), "w") as f:
+    json.dump({"step": loaded.step, "source": os.path.abspath(workdir)}, f)
+  os.replace(tmp, out)  # all or nothing
+  return {
+    "step": loaded.step,
+    "relax_copies": config.relax.copies,
+    "params": sum(int(np.size(a)) for a in jax.tree.leaves(params)),
+  }

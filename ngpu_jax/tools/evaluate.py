@@ -1,0 +1,94 @@
+"""Scores a trained run: errors per length and per hard-case probe, on fresh random problems.
+
+  python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
+      [--average_steps=1500,1650]
+
+prints a table and appends eval lines to DIR/metrics.jsonl. With --average_steps it
+scores the mean of those checkpoints' parameters, and its lines say so.
+"""
+
+from absl import flags
+
+from ngpu_jax import console, evaluation, loading, parallel, probes, workdir_files
+from ngpu_jax.tools import common
+
+
+def define_flags():
+  flags.DEFINE_string("workdir", None, "Run directory holding config.json and checkpoints.")
+  flags.DEFINE_list("lengths", ["41", "401"], "Input lengths to evaluate (401 = 200-bit operands).")
+  flags.DEFINE_integer("examples", 128, "Fresh random problems per length.")
+  flags.DEFINE_integer(
+    "batch_size", 0, "Problems per forward pass (0: the config's eval.batch_size)."
+  )
+  flags.DEFINE_integer("seed", 1234, "Seed of the evaluation problems.")
+  flags.DEFINE_integer(
+    "probe_examples",
+    16,
+    "Problems per hard-case probe family and length (arithmetic tasks; 0 = no probes).",
+  )
+  flags.DEFINE_list(
+    "average_steps",
+    [],
+    "Score the mean of the parameters of these checkpoints "
+    "(steps) instead of the newest checkpoint.",
+  )
+  common.define_cpu_devices("all cores")
+  flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  common.start(64)
+  try:
+    lengths = [int(x) for x in f.lengths]
+    average_steps = [int(x) for x in f.average_steps]
+  except ValueError:
+    console.fail(
+      f"--lengths and --average_steps must be integers, got {f.lengths}, {f.average_steps}"
+    )
+  try:
+    loaded = loading.load_run(f.workdir, average_steps)
+  except (ValueError, FileNotFoundError) as e:
+    console.fail(f"{e}")
+  config, task = loaded.config, loaded.task
+  bad = [n for n in lengths if n < task.min_length]
+  if bad:
+    console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
+  results = evaluation.evaluate_lengths(
+    loaded.eval_step,
+    loaded.params,
+    task,
+    loaded.mesh,
+    lengths,
+    f.examples,
+    f.batch_size or config.eval.batch_size,
+    f.seed,
+  )
+  what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
+  print(f"{task.name} at {what} ({f.workdir})")
+  print(evaluation.format_table(results, task.name))
+  probe_results = {}
+  if f.probe_examples > 0 and probes.families(task):
+    probe_results = evaluation.evaluate_probes(
+      loaded.eval_step,
+      loaded.params,
+      task,
+      loaded.mesh,
+      lengths,
+      f.probe_examples,
+      f.batch_size or config.eval.batch_size,
+      f.seed,
+    )
+    print(evaluation.format_probe_table(probe_results))
+  source = {"source": "evaluate", **({"averaged_steps": average_steps} if average_steps else {})}
+  reporter = workdir_files.MetricsWriter(f.workdir, parallel.is_main_process())
+  for length, r in results.items():
+    reporter.write("eval", loaded.step, {"eval_length": length, **r, **source})
+  for (family, length), r in probe_results.items():
+    reporter.write("eval", loaded.step, {"eval_length": length, "probe": family, **r, **source})
+  reporter.close()
+
+
+if __name__ == "__main__":
+  common.run(main, define_flags)

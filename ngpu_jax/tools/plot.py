@@ -1,0 +1,206 @@
+"""Learning curves of one or more runs, from their metrics.jsonl.
+
+  python -m ngpu_jax.tools.plot WORKDIR [WORKDIR ...] --out=FILE.png
+
+Six panels against the training step, one colour per run: the training loss (log scale),
+the curriculum length, the training sequence error at the curriculum length (dotted: over all
+lengths drawn), the evaluation sequence error, one line per (run, evaluated length) (stars
+mark the final evaluation and later `evaluate` commands), the generalization front (the
+longest length up to which every periodically evaluated length was error-free: the early sign
+of whether a long run is worth continuing), and the periodic evaluation's symbol error.
+"""
+
+import itertools
+import json
+import os
+from collections.abc import Sequence
+
+from absl import flags
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ngpu_jax import console, workdir_files
+from ngpu_jax.tools import common
+
+_LENGTH_STYLES = ("-", "--", ":", "-.")
+
+
+class PlotError(ValueError):
+  """A workdir without usable metrics, or an output that cannot be written: exit 2."""
+
+
+def run_label(workdir: str, name: str | None = None) -> str:
+  """The workdir's name, with the task and seed from its config.json when there is one."""
+  label = name or os.path.basename(os.path.normpath(workdir))
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = json.load(f)
+    return f"{label} ({config['task']}, seed {config['seed']})"
+  except (OSError, ValueError, KeyError, TypeError):
+    return label
+
+
+def front_lines(workdir: str) -> list[dict]:
+  """The run's generalization-front lines (step, front, lengths), sorted by step."""
+  return sorted(
+    (m for m in workdir_files.read_metrics(workdir) if m.get("kind") == "front"),
+    key=lambda m: m["step"],
+  )
+
+
+def read_run(workdir: str) -> tuple[list[dict], list[dict]]:
+  """(train lines, eval lines) sorted by step; PlotError naming the workdir if there are none."""
+  if not os.path.isdir(workdir):
+    raise PlotError(f"{workdir}: no such run directory")
+  try:
+    lines = workdir_files.read_metrics(workdir)
+  except (OSError, ValueError) as e:
+    raise PlotError(f"{workdir}: unreadable metrics.jsonl: {e}") from None
+  train = sorted((m for m in lines if m.get("kind") == "train"), key=lambda m: m["step"])
+  # Random-problem evaluations only: hard-case probe lines have tables of their own.
+  evals = sorted(
+    (m for m in lines if m.get("kind") == "eval" and "probe" not in m), key=lambda m: m["step"]
+  )
+  if not train and not evals:
+    raise PlotError(
+      f"{workdir}: no metrics to plot ({os.path.join(workdir, 'metrics.jsonl')} "
+      "is missing or has no train/eval lines)"
+    )
+  return train, evals
+
+
+def _names(workdirs: Sequence[str]) -> list[str]:
+  """Basenames, or the paths as given where two runs share a basename."""
+  base = [os.path.basename(os.path.normpath(w)) for w in workdirs]
+  return [b if base.count(b) == 1 else os.path.normpath(w) for b, w in zip(base, workdirs)]
+
+
+def _plot(ax, lines: list[dict], key: str, **kw) -> None:
+  """key against step; short series get markers, since one point draws no line."""
+  pts = [(m["step"], m[key]) for m in lines if m.get(key) is not None]
+  kw.setdefault("marker", "o" if len(pts) <= 20 else None)
+  kw.setdefault("ms", 3)
+  ax.plot([s for s, _ in pts], [v for _, v in pts], **kw)
+
+
+def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
+  """Writes the learning curves of the runs to `out` (any format matplotlib writes)."""
+  fig = Figure(figsize=(13, 12), layout="constrained")
+  canvas = FigureCanvasAgg(fig)  # Agg: no display needed
+  ext = os.path.splitext(out)[1].lstrip(".").lower()
+  if ext not in canvas.get_supported_filetypes():
+    raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
+  runs = [read_run(w) for w in workdirs]  # every workdir checked before drawing
+  ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = fig.subplots(3, 2, sharex=True).ravel()
+  colors = itertools.cycle(f"C{i}" for i in range(10))
+  for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
+    label = run_label(workdir, name)
+    _plot(ax_loss, train, "loss", color=color, label=label)
+    _plot(ax_len, train, "cur_length", color=color, drawstyle="steps-post")
+    _plot(ax_train, train, "seq_error", color=color)
+    _plot(ax_train, train, "seq_error_all", color=color, ls=":", alpha=0.7)
+    lengths = sorted({m["eval_length"] for m in evals})
+    for length, style in zip(lengths, itertools.cycle(_LENGTH_STYLES)):
+      at = [m for m in evals if m["eval_length"] == length]
+      periodic = [m for m in at if not workdir_files.is_final_eval(m)]
+      later = [m for m in at if m not in periodic]
+      _plot(
+        ax_eval,
+        periodic,
+        "seq_error",
+        color=color,
+        ls=style,
+        marker="o",
+        label=f"{name} length {length}" if periodic else None,
+      )
+      if later:
+        _plot(
+          ax_eval,
+          later,
+          "seq_error",
+          color=color,
+          ls="none",
+          marker="*",
+          ms=10,
+          label=None if periodic else f"{name} length {length}",
+        )
+      _plot(
+        ax_sym,
+        periodic,
+        "symbol_error",
+        color=color,
+        ls=style,
+        marker="o",
+        label=f"{name} length {length}" if periodic else None,
+      )
+    # Steps where the far lengths were evaluated are drawn filled: only there can the
+    # front pass the longest of the frequent lengths.
+    fronts = front_lines(workdir)
+    _plot(ax_front, fronts, "front", color=color, drawstyle="steps-post", marker=None)
+    widest = max((len(m["lengths"]) for m in fronts), default=0)
+    _plot(
+      ax_front,
+      [m for m in fronts if len(m["lengths"]) == widest],
+      "front",
+      color=color,
+      ls="none",
+      marker="o",
+    )
+  ax_loss.set(yscale="log", title="training loss", ylabel="cross-entropy")
+  ax_len.set(title="curriculum length", ylabel="columns")
+  ax_train.set(
+    title="training sequence error\n(solid: at the curriculum length; dotted: all lengths)",
+    ylabel="fraction wrong",
+    ylim=(-0.03, 1.03),
+  )
+  ax_eval.set(
+    title="evaluation sequence error per length\n(stars: final evaluation, evaluate command)",
+    ylabel="fraction wrong",
+    ylim=(-0.03, 1.03),
+  )
+  ax_front.set(
+    title="generalization front: longest length up to which every evaluated\n"
+    "length is error-free (dots: far lengths evaluated too)",
+    ylabel="length",
+    ylim=(0, None),
+  )
+  ax_front.set_yscale("symlog", linthresh=10)  # 0 (nothing exact) stays drawable
+  ax_sym.set(
+    title="evaluation symbol error per length (periodic)", ylabel="fraction wrong", ylim=(0, 1.05)
+  )
+  ax_sym.set_yscale("symlog", linthresh=1e-3)
+  for ax in (ax_front, ax_sym):
+    ax.set_xlabel("training step")
+  for ax in (ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym):
+    ax.grid(alpha=0.3)
+  ax_loss.legend(fontsize=8)
+  if ax_eval.get_legend_handles_labels()[0]:
+    ax_eval.legend(fontsize=8, ncol=1 + len(workdirs) // 4)
+  fig.suptitle("Neural GPU learning curves")
+  try:
+    fig.savefig(out, dpi=dpi)
+  except OSError as e:
+    raise PlotError(f"cannot write {out}: {e}") from None
+
+
+def define_flags():
+  flags.DEFINE_string("out", None, "Image to write, e.g. curves.png.")
+  flags.DEFINE_integer("dpi", 100, "Resolution.")
+  flags.mark_flag_as_required("out")
+
+
+def main(argv):
+  workdirs = argv[1:]
+  if not workdirs:
+    console.fail(
+      "give at least one run directory: python -m ngpu_jax.tools.plot WORKDIR ... --out=FILE.png"
+    )
+  try:
+    plot_runs(workdirs, flags.FLAGS.out, flags.FLAGS.dpi)
+  except PlotError as e:
+    console.fail(str(e))
+  print(f"wrote {flags.FLAGS.out}")
+
+
+if __name__ == "__main__":
+  common.run(main, define_flags, jax_flags=False)
