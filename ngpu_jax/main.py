@@ -52,7 +52,9 @@ def main(argv):
   if _DISTRIBUTED.value or _COORD.value:
     parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
   try:
-    workdir_files.check_or_write_config(_WORKDIR.value, config, _ALLOW.value)
+    workdir_files.check_or_write_config(
+      _WORKDIR.value, config, _ALLOW.value, write=parallel.is_main_process()
+    )
   except (ValueError, OSError) as e:
     console.fail(str(e))
   try:

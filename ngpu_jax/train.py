@@ -509,7 +509,9 @@ def train_and_evaluate(
   """
   configlib.validate(config)
   task = tasks.get_task(config.task)
-  workdir_files.check_or_write_config(workdir, config, allow_config_change)
+  workdir_files.check_or_write_config(
+    workdir, config, allow_config_change, write=parallel.is_main_process()
+  )
   mesh = parallel.make_mesh()
   if config.batch_size % mesh.devices.size:
     raise ValueError(

@@ -43,12 +43,14 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def check_or_write_config(
-  workdir: str, config: ml_collections.ConfigDict, allow_change: bool = False, write: bool = True
+  workdir: str, config: ml_collections.ConfigDict, allow_change: bool = False, *, write: bool
 ) -> None:
   """Writes config.json, or refuses a workdir that holds another configuration.
 
-  write=False (processes other than 0) only checks. Fields in configlib.RESUMABLE_CHANGES (step budget, logging, evaluation) may
-  change on resume; anything else is a different experiment.
+  write: whether this process writes (only process 0 of a multi-process run may: two
+  writers race on the file); the others only check. Fields in configlib.RESUMABLE_CHANGES
+  (step budget, logging, evaluation) may change on resume; anything else is a different
+  experiment.
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)

@@ -33,10 +33,15 @@ def _free_port():
 
 
 def _start_pair(workdir):
+  """Processes 0 and 1 of a two-process run; their output goes to files beside the workdir,
+  so that a process is never blocked on a pipe nobody reads while the test polls."""
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": REPO}
-  return [
-    subprocess.Popen(
+  procs = []
+  for i in (0, 1):
+    out = open(f"{workdir}.{i}.out", "w")  # closed by _output
+    err = open(f"{workdir}.{i}.err", "w")
+    p = subprocess.Popen(
       [
         sys.executable,
         "-m",
@@ -50,16 +55,26 @@ def _start_pair(workdir):
       ],
       cwd=REPO,
       env=env,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
+      stdout=out,
+      stderr=err,
       text=True,
     )
-    for i in (0, 1)
-  ]
+    p.files = (out, err)
+    procs.append(p)
+  return procs
+
+
+def _output(p):
+  for f in p.files:
+    f.close()
+  with open(p.files[0].name) as out, open(p.files[1].name) as err:
+    return out.read(), err.read()
 
 
 def _wait(procs, timeout=240):
-  outs = [p.communicate(timeout=timeout) for p in procs]
+  for p in procs:
+    p.wait(timeout=timeout)
+  outs = [_output(p) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   return outs
@@ -101,13 +116,21 @@ def test_two_processes_match_one_process_and_resume_after_kill(tmp_path):
   killed = tmp_path / "killed"
   procs = _start_pair(killed)
   deadline = time.time() + 240
-  while not os.path.isdir(killed / "checkpoints" / "10") and time.time() < deadline:
+  while (
+    not os.path.isdir(killed / "checkpoints" / "10")
+    and time.time() < deadline
+    and all(p.poll() is None for p in procs)
+  ):
     time.sleep(0.2)
-  assert os.path.isdir(killed / "checkpoints" / "10"), "no checkpoint appeared"
   for p in procs:
     p.send_signal(signal.SIGKILL)
   for p in procs:
     p.wait()
+  outs = [_output(p) for p in procs]
+  assert os.path.isdir(killed / "checkpoints" / "10"), "no checkpoint appeared:\n" + "\n".join(
+    f"process {i}: rc {p.returncode}\n{out[-1500:]}\n{err[-1500:]}"
+    for i, (p, (out, err)) in enumerate(zip(procs, outs))
+  )
   (out0, _), _ = _wait(_start_pair(killed))
   resumed_at = int(out0.split("starting at step ")[1].split()[0])
   assert resumed_at in (10, 20), out0
