@@ -34,7 +34,7 @@ flags.DEFINE_list(
   "picks by backend; this shows whether the pick is the fast one).",
 )
 flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
-SECTIONS = ("train", "conv", "dngpu", "batches", "e2e", "forward", "launch")
+SECTIONS = ("train", "conv", "dngpu", "batches", "e2e", "forward", "launch", "packed")
 flags.DEFINE_multi_enum("sections", list(SECTIONS), SECTIONS, "What to measure.")
 flags.DEFINE_enum(
   "dngpu_task",
@@ -60,6 +60,21 @@ flags.DEFINE_list(
   ["0:1"],
   "BIN_GROUPS:SCAN_UNROLL pairs the DNGPU step is timed at (curriculum.bin_groups, "
   "model.scan_unroll); the numbers they compute are the same.",
+)
+flags.DEFINE_list(
+  "packed_sizes",
+  ["1", "4", "16", "64"],
+  "Seeds per program S the packed step is timed at (seed-steps per second).",
+)
+flags.DEFINE_enum(
+  "packed_model",
+  "paper",
+  ["paper", "dngpu"],
+  "Whose step is packed: the paper model at --packed_length, or the DNGPU's all-bins step.",
+)
+flags.DEFINE_integer("packed_length", 20, "The paper model's batch length in the packed rows.")
+flags.DEFINE_list(
+  "pack_modes", ["auto"], "How the seeds are packed: auto, vmap, map (steps.resolve_pack_mode)."
 )
 FLAGS = flags.FLAGS
 
@@ -99,6 +114,14 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
   return 2.0 * n**3 / t / 1e9
 
 
+def train_step_flops(config, length: int) -> float:
+  """The paper model's train step at one length: forward + backward = 3x the forward's convs."""
+  m = config.model
+  return 3 * conv_flops(
+    config.batch_size, length, length, maps=m.maps, rows=m.rows, layers=m.layers
+  )
+
+
 def bench_train(config, task, mesh, lengths, reps, label="train_step"):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -121,14 +144,7 @@ def bench_train(config, task, mesh, lengths, reps, label="train_step"):
 
     compile_s, step_s = _time(one, reps)
     state = holder["state"]
-    flops = 3 * conv_flops(
-      config.batch_size,
-      length,
-      length,
-      maps=config.model.maps,
-      rows=config.model.rows,
-      layers=config.model.layers,
-    )
+    flops = train_step_flops(config, length)
     rows.append(
       {
         "fn": label,
@@ -183,6 +199,109 @@ def bench_all_buckets(config, task, mesh, reps):
     "gflop": flops / 1e9,
     "gflops_per_s": flops / step_s / 1e9,
   }
+
+
+def bench_packed(config, task, mesh, sizes, length, reps, mode="auto") -> list[dict]:
+  """S seeds' train steps in one program (steps.make_packed_train_step), each seed its own
+  state and batch, against the solo step of one seed: seed-steps per second."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from ngpu_jax import data, packed, parallel, steps, train  # pylint: disable=g-import-not-at-top
+
+  layout = steps.bin_layout(config)
+  optimizer = steps.make_optimizer(config)
+  if layout is None:
+    flops = train_step_flops(config, length)
+  else:
+    flops, length = dngpu_step_flops(config), config.curriculum.max_length
+
+  def batches_of(c):
+    if layout is None:
+      rng = np.random.default_rng(c.seed)
+      return (data.make_batch(task, rng, c.batch_size, length, length),)
+    return train.training_batches(c, task, 0, c.curriculum.max_length, layout)
+
+  solo = steps.make_train_step(config, optimizer, mesh)
+  holder = {"state": steps.init_state(config, task, optimizer, mesh)}
+  solo_args = tuple(parallel.global_batch(mesh, *b) for b in batches_of(config))
+
+  def one_solo():
+    holder["state"], m = solo(
+      holder["state"], solo_args, np.float32(1e-3), np.float32(0.5), np.float32(1e-3)
+    )
+    return m
+
+  _, solo_s = _time(one_solo, reps)
+  step = steps.make_packed_train_step(config, optimizer, mesh, mode)
+  rows = []
+  for size in sizes:
+    configs = packed.seed_configs(config, range(size))
+    states = [steps.init_state(c, task, optimizer, mesh) for c in configs]
+    stacked = jax.device_put(
+      jax.tree.map(lambda *a: jnp.stack(a), *states), parallel.replicated(mesh)
+    )
+    per_seed = [batches_of(c) for c in configs]
+    args = tuple(
+      parallel.global_batch(mesh, *(np.stack(arrays) for arrays in zip(*group)), seed_axis=True)
+      for group in zip(*per_seed)
+    )
+    keys = jnp.stack([steps.dropout_base_key(c.seed) for c in configs])
+    vec = lambda v, dtype=np.float32, size=size: np.full(size, v, dtype)
+    holder = {"state": stacked}
+
+    def one(args=args, keys=keys, vec=vec):
+      holder["state"], m = step(
+        holder["state"],
+        args,
+        vec(1e-3),
+        vec(0.5),
+        vec(1e-3),
+        keys,
+        vec(length, np.int32),
+        vec(True, bool),
+      )
+      return m
+
+    compile_s, step_s = _time(one, max(2, reps // size))
+    rows.append(
+      {
+        "fn": "packed_step",
+        "pack_mode": steps.resolve_pack_mode(mode),
+        "model": "paper" if layout is None else "dngpu",
+        "conv_impl": "auto",
+        "length": length,
+        "batch": config.batch_size,
+        "seeds": size,
+        "first_call_s": compile_s,
+        "step_s": step_s,
+        "seed_steps_per_s": size / step_s,
+        "solo_step_s": solo_s,
+        "vs_one_after_another": size * solo_s / step_s,
+        "examples_per_s": size * config.batch_size / step_s,
+        "gflop": size * flops / 1e9,
+        "gflops_per_s": size * flops / step_s / 1e9,
+      }
+    )
+  return rows
+
+
+def format_packed(rows: list[dict]) -> str:
+  lines = [
+    f"packed seeds ({rows[0]['model']} step, {rows[0]['pack_mode']}, length {rows[0]['length']};"
+    f" one seed alone "
+    f"{rows[0]['solo_step_s']:.4f} s a step):",
+    f"{'S':>5} {'step s':>9} {'seed-steps/s':>13} {'x S=1 packed':>13} {'x one after another':>20}",
+  ]
+  base = rows[0]["seed_steps_per_s"] if rows[0]["seeds"] == 1 else None
+  for r in rows:
+    vs1 = f"{r['seed_steps_per_s'] / base:.2f}" if base else "-"
+    lines.append(
+      f"{r['seeds']:>5} {r['step_s']:>9.4f} {r['seed_steps_per_s']:>13.2f} {vs1:>13} "
+      f"{r['vs_one_after_another']:>20.2f}"
+    )
+  return "\n".join(lines)
 
 
 def bench_batches(config, task, reps: int) -> dict:
@@ -425,6 +544,7 @@ def main(argv):
     "launch": None,
     "batches": None,
     "e2e": None,
+    "packed": None,
   }
   print(
     f"devices: {mesh.devices.size} x {result['device_kind']}; float32 matmul "
@@ -513,6 +633,18 @@ def main(argv):
     )
   if "forward" in sections and not FLAGS.quick:
     emit([bench_forward(config, task, mesh, 4001, (16, 64) if gpu else (2, 4), 1)])
+  if "packed" in sections:
+    pconfig = config if FLAGS.packed_model == "paper" else dngpu_config(FLAGS.dngpu_task)
+    ptask = task if FLAGS.packed_model == "paper" else tasks.get_task(FLAGS.dngpu_task)
+    sizes = [int(s) for s in FLAGS.packed_sizes]
+    if FLAGS.quick:
+      sizes = [s for s in sizes if s <= 4]
+    result["packed"] = []
+    for mode in FLAGS.pack_modes:
+      rows = bench_packed(pconfig, ptask, mesh, sizes, FLAGS.packed_length, reps, mode)
+      result["packed"] += rows
+      print(format_packed(rows), flush=True)
+      emit(rows)
   if FLAGS.launch and "launch" in sections:
     import tempfile  # pylint: disable=g-import-not-at-top
 

@@ -4,12 +4,15 @@ Config overrides: --config.seed=3, --config.model.maps=48; the smoke form of
 any experiment: --config=experiments/badd.py:smoke. Several hosts: --distributed
 (auto-detected cluster) or --coordinator_address/--num_processes/--process_id.
 JAX's own options as flags: --jax_platforms=cpu, --jax_debug_nans, ...
+
+Several seeds in one program (each its own run and workdir; see packed.py):
+  python -m ngpu_jax.main --config=experiments/badd.py --seeds=0,1,2,3 --workdir='runs/badd/seed={seed}'
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from ngpu_jax import configlib, console, parallel, steps, train, workdir_files
+from ngpu_jax import configlib, console, packed, parallel, steps, train, workdir_files
 from ngpu_jax.tools import common
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -33,6 +36,19 @@ _NPROC = flags.DEFINE_integer(
 _PID = flags.DEFINE_integer(
   "process_id", None, "This process's index (with --coordinator_address)."
 )
+_SEEDS = flags.DEFINE_list(
+  "seeds",
+  None,
+  "Train these seeds in one program, stacked on a seed axis (--workdir must hold {seed}); "
+  "--config.seed is then unused.",
+)
+_PACK_MODE = flags.DEFINE_enum(
+  "pack_mode",
+  "auto",
+  ["auto", "vmap", "map"],
+  "With --seeds: vmap the seeds' step, or loop over them inside the program (map); auto: "
+  "vmap on GPU/TPU, map on CPU.",
+)
 _CACHE = flags.DEFINE_string(
   "compilation_cache", "~/.cache/ngpu_jax/xla", "Persistent compilation cache directory ('' = off)."
 )
@@ -51,6 +67,9 @@ def main(argv):
   steps.enable_compilation_cache(_CACHE.value)
   if _DISTRIBUTED.value or _COORD.value:
     parallel.initialize_distributed(_COORD.value, _NPROC.value, _PID.value)
+  if _SEEDS.value is not None:
+    _main_packed(config)
+    return
   try:
     workdir_files.check_or_write_config(
       _WORKDIR.value, config, _ALLOW.value, write=parallel.is_main_process()
@@ -61,6 +80,40 @@ def main(argv):
     train.train_and_evaluate(config, _WORKDIR.value, allow_config_change=_ALLOW.value)
   except (train.TrainingDivergedError, train.WorkdirWriteError) as e:
     console.fail(str(e))
+
+
+def packed_workdirs(template: str, seeds: list[str]) -> tuple[list[int], list[str]]:
+  """The seeds as ints and their workdirs, template.format(seed=s); ValueError names the flaw."""
+  try:
+    ints = [int(s) for s in seeds]
+  except ValueError:
+    raise ValueError(f"--seeds must be integers, got {','.join(seeds)!r}") from None
+  if not ints:
+    raise ValueError("--seeds is empty")
+  if len(set(ints)) != len(ints):
+    raise ValueError(f"--seeds repeats a seed: {ints}")
+  if "{seed}" not in template:
+    raise ValueError(f"--workdir={template} must contain {{seed}} with --seeds")
+  try:
+    return ints, [template.format(seed=s) for s in ints]
+  except (KeyError, IndexError, ValueError) as e:
+    raise ValueError(f"--workdir={template}: only {{seed}} may be in braces ({e})") from None
+
+
+def _main_packed(config):
+  try:
+    seeds, workdirs = packed_workdirs(_WORKDIR.value, _SEEDS.value)
+    for c, w in zip(packed.seed_configs(config, seeds), workdirs):  # all checked before any write
+      configlib.validate(c)
+      workdir_files.check_or_write_config(w, c, _ALLOW.value, write=False)
+  except (ValueError, OSError) as e:
+    console.fail(str(e))
+  results = packed.train_and_evaluate_packed(
+    config, seeds, workdirs, allow_config_change=_ALLOW.value, mode=_PACK_MODE.value
+  )
+  failed = [f"seed {s}: {r}" for s, r in zip(seeds, results) if isinstance(r, Exception)]
+  if failed:
+    console.fail(f"{len(failed)} of {len(seeds)} runs failed: " + "; ".join(failed))
 
 
 def parse_flags(argv):

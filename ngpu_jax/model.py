@@ -92,9 +92,13 @@ def count_params(params: Params) -> int:
   return sum(int(a.size) for a in jax.tree.leaves(params))
 
 
-def _dropout(key, s, rate):
+def _dropout(key, s_BxWx___, rate):
+  """Inverted dropout. The mask is drawn width-first: with partitionable threefry its first w
+  columns are the same at any padded width, so padding a batch wider changes no dropped cell."""
   keep = 1.0 - rate
-  return jnp.where(jax.random.bernoulli(key, keep, s.shape), s / keep, 0.0)
+  b, w, *rest = s_BxWx___.shape
+  keep_WxBx___ = jax.random.bernoulli(key, keep, (w, b, *rest))
+  return jnp.where(jnp.moveaxis(keep_WxBx___, 0, 1), s_BxWx___ / keep, 0.0)
 
 
 class Spec(NamedTuple):
@@ -156,6 +160,7 @@ def apply(
   train: bool = False,
   dropout_key: jax.Array | None = None,
   keep_states: bool = False,
+  width: jax.Array | None = None,
 ) -> Output:
   """Logits after each example's own n steps (n_B <= W), read from row 0.
 
@@ -167,9 +172,13 @@ def apply(
   Dropout hits the whole state between steps (the paper) or the embedded
   input and each layer's candidate (DNGPU). keep_states keeps the mental image after
   every step (for pictures: it holds the whole history).
+  width: the width this batch stands for when it is padded wider (seeds packed into one
+  program, see steps.make_packed_train_step); the dropout rate, the 'final' readout and the
+  saturation cost follow it, so the padding changes no number. None: the array's width.
   """
   b, w = x_BxW.shape
-  n_B = readout_lengths(n_B, w, spec.readout)
+  own_w = w if width is None else width
+  n_B = readout_lengths(n_B, own_w, spec.readout)
   steps = params["steps"]
   relax_copies = jax.tree.leaves(steps)[0].shape[0]
   maps = params["embed"].shape[1]
@@ -186,13 +195,13 @@ def apply(
   sat_in = jnp.zeros((), jnp.float32)
   if cell.squash_input:
     if spec.saturation:  # counted once per step it stands in for, as the DNGPU weights it
-      sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * w
+      sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * own_w
     e_BxWxM = cgru.candidate_fn(cell, e_BxWxM)
   s_BxWxHxM = jnp.zeros((b, w, rows, maps), jnp.float32).at[:, :, 0, :].set(e_BxWxM)
   s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
 
-  dropout_rate = dropout_rate_for(w, spec.dropout) if spec.dropout_by_length else spec.dropout
-  use_dropout = train and dropout_rate > 0.0 and dropout_key is not None
+  dropout_rate = dropout_rate_for(own_w, spec.dropout) if spec.dropout_by_length else spec.dropout
+  use_dropout = train and spec.dropout > 0.0 and dropout_key is not None
   on_state = use_dropout and spec.dropout_on == "state"
   on_candidate = use_dropout and spec.dropout_on == "candidate"
   if on_candidate:  # the DNGPU also drops out the embedded input
@@ -211,7 +220,7 @@ def apply(
     done_Bx1x1 = (t + 1 == n_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
     if spec.saturation:  # else left out, so that XLA does not carry it through the loop
-      sat = sat + sat_t
+      sat = sat + (sat_t if width is None else jnp.where(t < width, sat_t, 0.0))
     return (s, out_BxWxM, sat), (s if keep_states else None)
 
   if train and spec.remat:
@@ -226,7 +235,7 @@ def apply(
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
   # Per active column and step, summed over rows, maps and pre-activations: the
   # DNGPU's scale, so the starting weight 1e-3 means what it means there.
-  column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * w
+  column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * own_w
   return Output(logits_BxWxC, (sat + sat_in) / column_steps, s_TxBxWxHxM)
 
 
@@ -242,8 +251,10 @@ def readout_lengths(n_B: jax.Array, width: int, readout: str) -> jax.Array:
   raise ValueError(f"unknown readout {readout!r}")
 
 
-def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):
+def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array, width=None):
   """Cross-entropy over active columns / (B * W), and errors over ALL active cells.
+
+  width: the W of the normalisation when the batch is padded wider (see apply).
 
   Blank is a real class: a digit where blank is expected counts as an error.
   Returns (loss, metrics) with metrics holding per-batch sums so that callers
@@ -253,7 +264,7 @@ def loss_and_metrics(logits_BxWxC: jax.Array, y_BxW: jax.Array, n_B: jax.Array):
   mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
   logp_BxWxC = jax.nn.log_softmax(logits_BxWxC)
   nll_BxW = -jnp.take_along_axis(logp_BxWxC, y_BxW[..., None], axis=-1)[..., 0]
-  loss = jnp.sum(nll_BxW * mask_BxW) / (b * w)
+  loss = jnp.sum(nll_BxW * mask_BxW) / (b * (w if width is None else width))
   wrong_BxW = (jnp.argmax(logits_BxWxC, -1) != y_BxW) & mask_BxW
   metrics = {
     "seq_wrong": jnp.sum(jnp.any(wrong_BxW, axis=1)),

@@ -61,19 +61,29 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
+def seed_data_sharded(mesh: Mesh) -> NamedSharding:
+  """Packed seeds' batches S x B x ...: every seed's rows split over 'data'."""
+  return NamedSharding(mesh, P(None, "data"))
+
+
 def is_main_process() -> bool:
   return jax.process_index() == 0
 
 
-def global_batch(mesh: Mesh, *arrays: np.ndarray) -> tuple[jax.Array, ...]:
-  """Global arrays split over 'data', from the full batch that every process holds."""
-  sharding = data_sharded(mesh)
+def global_batch(mesh: Mesh, *arrays: np.ndarray, seed_axis: bool = False) -> tuple[jax.Array, ...]:
+  """Global arrays split over 'data', from the full batch that every process holds.
+
+  seed_axis: the arrays are S x B x ... (packed seeds) and their axis 1 is split.
+  """
+  sharding = seed_data_sharded(mesh) if seed_axis else data_sharded(mesh)
+  ax = 1 if seed_axis else 0
   out = []
   for a in arrays:
     idx = sharding.addressable_devices_indices_map(a.shape).values()
     rows = sorted(
-      {(i[0].start or 0, i[0].stop if i[0].stop is not None else a.shape[0]) for i in idx}
+      {(i[ax].start or 0, i[ax].stop if i[ax].stop is not None else a.shape[ax]) for i in idx}
     )
     lo, hi = rows[0][0], rows[-1][1]
-    out.append(jax.make_array_from_process_local_data(sharding, a[lo:hi], a.shape))
+    local = a[:, lo:hi] if seed_axis else a[lo:hi]
+    out.append(jax.make_array_from_process_local_data(sharding, local, a.shape))
   return tuple(out)

@@ -88,9 +88,15 @@ def abstract_state(config, task, optimizer, mesh) -> TrainState:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
 
 
-def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False) -> model.Output:
+def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, width=None):
   return model.apply(
-    params, x_BxW, n_B, model.Spec.from_config(config), train=train, dropout_key=dropout_key
+    params,
+    x_BxW,
+    n_B,
+    model.Spec.from_config(config),
+    train=train,
+    dropout_key=dropout_key,
+    width=width,
   )
 
 
@@ -116,26 +122,39 @@ def bin_layout(config) -> list[list[int]] | None:
   return data.bin_groups(data.all_bucket_lengths(config.buckets, cur.max_length), cur.bin_groups)
 
 
-def make_train_step(config, optimizer, mesh):
-  """(state, batches, pull, seq_error, sat_weight) -> (state, metrics).
+def train_step_fn(config, optimizer):
+  """The pure update of one run: (state, batches, pull, seq_error, sat_weight, base_key,
+  width) -> (state, metrics).
 
-  batches is a tuple of (x_BxW, y_BxW, n_B): one batch in the paper's
-  curriculum; in 'all_buckets' mode one per group of bin_layout(config), each
-  the group's bins stacked (data.pack). The loss is the mean of the bins' losses,
-  each over its own width, as the DNGPU averages its bins.
+  batches is a tuple of (x_BxW, y_BxW, n_B): one batch in the paper's curriculum; in
+  'all_buckets' mode one per group of bin_layout(config), each the group's bins stacked
+  (data.pack). The loss is the mean of the bins' losses, each over its own width, as the
+  DNGPU averages its bins. width: the curriculum batch's own width when it is padded wider
+  (packed seeds), else None. The dropout key of a step is fold_in(base_key, step).
   """
-  base_key = jax.random.key(config.seed + 2)
   use_relax = config.relax.copies > 1
   use_sat = bool(config.saturation.enabled)
   layout = bin_layout(config)
 
-  def loss_fn(params, batches, pull, sat_weight, dropout_key):
+  def loss_fn(params, batches, pull, sat_weight, dropout_key, width):
     loss, sat, metrics = 0.0, 0.0, []
     for i, (x_BxW, y_BxW, n_B) in enumerate(batches):
       key = dropout_key if i == 0 else jax.random.fold_in(dropout_key, i)
+      if layout is None:  # one curriculum batch, perhaps padded past its width
+        out = _forward(config, params, x_BxW, n_B, key, train=True, width=width)
+        own_w = x_BxW.shape[1] if width is None else width
+        loss_i, metrics_i = model.loss_and_metrics(
+          out.logits_BxWxC,
+          scored_targets(config, y_BxW, n_B),
+          _scored(config, n_B, own_w),
+          width=width,
+        )
+        loss, metrics = loss + loss_i, metrics + [metrics_i]
+        sat = sat + out.saturation
+        continue
       out = _forward(config, params, x_BxW, n_B, key, train=True)
       logits = out.logits_BxWxC
-      widths = layout[i] if layout is not None else [x_BxW.shape[1]]
+      widths = layout[i]
       rows = x_BxW.shape[0] // len(widths)
       for j, w in enumerate(widths):
         r = slice(j * rows, (j + 1) * rows)
@@ -143,8 +162,7 @@ def make_train_step(config, optimizer, mesh):
           logits[r, :w], scored_targets(config, y_BxW[r, :w], n_B[r]), _scored(config, n_B[r], w)
         )
         loss, metrics = loss + loss_j, metrics + [metrics_j]
-      if use_sat:
-        sat = sat + out.saturation * len(widths)
+      sat = sat + out.saturation * len(widths)
     loss, sat = loss / len(metrics), sat / len(metrics)
     total = loss
     if use_relax:
@@ -152,12 +170,12 @@ def make_train_step(config, optimizer, mesh):
     if use_sat:
       total = total + sat_weight * sat
     metrics = jax.tree.map(lambda *a: sum(a), *metrics)
-    return total, (loss, sat, metrics)
+    return total, (loss, sat if use_sat else 0.0, metrics)
 
-  def train_step(state, batches, pull, seq_error, sat_weight):
+  def train_step(state, batches, pull, seq_error, sat_weight, base_key, width=None):
     dropout_key = jax.random.fold_in(base_key, state.step)
     grads, (loss, sat, metrics) = jax.grad(loss_fn, has_aux=True)(
-      state.params, batches, pull, sat_weight, dropout_key
+      state.params, batches, pull, sat_weight, dropout_key, width
     )
     updates, opt_state = optimizer.update(
       grads,
@@ -176,10 +194,73 @@ def make_train_step(config, optimizer, mesh):
     }
     return TrainState(state.step + 1, params, opt_state), metrics
 
+  return train_step
+
+
+def dropout_base_key(seed: int) -> jax.Array:
+  return jax.random.key(seed + 2)
+
+
+def make_train_step(config, optimizer, mesh):
+  """(state, batches, pull, seq_error, sat_weight) -> (state, metrics), jitted: train_step_fn
+  with the run's own dropout key, params replicated and the batches split over the mesh."""
+  step = train_step_fn(config, optimizer)
+  base_key = dropout_base_key(config.seed)
+
+  def train_step(state, batches, pull, seq_error, sat_weight):
+    return step(state, batches, pull, seq_error, sat_weight, base_key)
+
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(
     train_step,
     in_shardings=(repl, data, repl, repl, repl),
+    out_shardings=(repl, repl),
+    donate_argnums=0,
+  )
+
+
+PACK_MODES = ("auto", "vmap", "map")
+
+
+def resolve_pack_mode(mode: str) -> str:
+  """'auto': vmap on accelerators, where one seed's step leaves the chip idle and S stacked
+  seeds cost little more; map (a loop over the seeds inside the program) on CPU, where the
+  step is compute-bound and vmap turns each seed's convolution into a grouped one that XLA:CPU
+  runs several times slower."""
+  if mode not in PACK_MODES:
+    raise ValueError(f"unknown pack mode {mode!r}; known: {PACK_MODES}")
+  if mode == "auto":
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+  return mode
+
+
+def make_packed_train_step(config, optimizer, mesh, mode: str = "auto"):
+  """S runs that differ only in their seed, in one program: train_step_fn under vmap (or
+  lax.map, see resolve_pack_mode).
+
+  (state_S, batches_S, pull_S, seq_error_S, sat_weight_S, base_key_S, width_S, active_S) ->
+  (state_S, metrics_S): every leaf carries a leading seed axis S, the batches' rows are split
+  over the mesh (axis 1). A run with active False keeps its state (it has finished). width_S
+  is each run's own curriculum width, its batch padded to the widest of the pack.
+  """
+  step = train_step_fn(config, optimizer)
+  curriculum = bin_layout(config) is None
+
+  def one(state, batches, pull, seq_error, sat_weight, base_key, width, active):
+    new, metrics = step(
+      state, batches, pull, seq_error, sat_weight, base_key, width if curriculum else None
+    )
+    kept = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+    return kept, metrics
+
+  if resolve_pack_mode(mode) == "vmap":
+    packed = jax.vmap(one)
+  else:
+    packed = lambda *args: jax.lax.map(lambda a: one(*a), args)
+  repl, data = parallel.replicated(mesh), parallel.seed_data_sharded(mesh)
+  return jax.jit(
+    packed,
+    in_shardings=(repl, data, repl, repl, repl, repl, repl, repl),
     out_shardings=(repl, repl),
     donate_argnums=0,
   )

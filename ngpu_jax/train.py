@@ -221,12 +221,30 @@ class _CompileNotice:
     return out
 
 
-class _Run:
-  """The state of one training run and the jitted functions that move it."""
+class Compiled:
+  """The jitted functions of runs of one configuration (the seed aside): made once, shared by
+  every run of a pack. train_step is the solo update (None when the runs are packed)."""
 
-  def __init__(self, config, workdir, mesh, task, on_log=None):
+  def __init__(self, config, optimizer, mesh, solo: bool = True):
+    self.train_step = (
+      _CompileNotice(steps.make_train_step(config, optimizer, mesh), "training step")
+      if solo
+      else None
+    )
+    self.eval_step = steps.make_eval_step(config, mesh)
+    self.adjust = steps.make_adjust(mesh)
+    self.all_finite = steps.make_all_finite(mesh)
+
+
+class _Run:
+  """The state of one training run and the jitted functions that move it.
+
+  compiled: shared jitted functions (see Compiled); label: a prefix of its console lines.
+  """
+
+  def __init__(self, config, workdir, mesh, task, on_log=None, compiled=None, label=""):
     self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
-    self.on_log = on_log
+    self.on_log, self.label = on_log, label
     self.reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
     self._optimizer = steps.make_optimizer(config)
     self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
@@ -235,18 +253,15 @@ class _Run:
       lambda step, cur_length: training_batches(config, task, step, cur_length, self._layout),
       PREFETCH_DEPTH,
     )
+    fns = compiled if compiled is not None else Compiled(config, self._optimizer, mesh)
+    self._train_step, self._eval_step = fns.train_step, fns.eval_step
+    self._adjust, self._all_finite = fns.adjust, fns.all_finite
     self._restore()
     self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
-    self._train_step = _CompileNotice(
-      steps.make_train_step(config, self._optimizer, mesh), "training step"
-    )
-    self._eval_step = steps.make_eval_step(config, mesh)
-    self._adjust = steps.make_adjust(mesh)
-    self._all_finite = steps.make_all_finite(mesh)
     # The lr lives in the optimizer state; set it from the config, so that a run
     # resumed with another --config.optim.learning_rate uses it.
     self._apply(average=False)
-    self._pending = []  # (device metrics, in_curriculum) not yet pulled to the host
+    self._pending = []  # (device metrics, in_curriculum, seed index or None) not yet on the host
     self._line = []  # host metrics since the last train line
     self.progress = console.Progress(self.step, config.num_steps)
     self._clock = time.perf_counter()
@@ -270,6 +285,9 @@ class _Run:
     self.step = int(self.state.step)
     self.last_saved = self.step if restored is not None else None
 
+  def _log(self, text: str) -> None:
+    console.log(self.label + text)
+
   def rollback(self, what: str) -> None:
     """Back to the last checkpoint with the learning rate lowered; the run goes on by itself."""
     self.ckpt.wait()
@@ -292,7 +310,7 @@ class _Run:
         "lr_factor": self.sched.lr_factor,
       },
     )
-    console.log(
+    self._log(
       f"{what}: rolled back to step {self.step} with the learning rate x"
       f"{self.config.optim.rollback_lr_factor} (rollback {rollbacks} of at most "
       f"{self.config.optim.max_rollbacks})"
@@ -323,13 +341,19 @@ class _Run:
       np.float32(self.sched.last_seq_error),
       np.float32(self.sched.sat_weight),
     )
+    self.stepped(m, batches)
+
+  def stepped(self, m, batches, index=None) -> None:
+    """A step was taken (m: its device metrics; in a pack, row `index` of each is this run's)."""
     in_curriculum = all(int(b.n_B.max()) <= self.sched.cur_length for b in batches)
-    self._pending.append((m, in_curriculum))
+    self._pending.append((m, in_curriculum, index))
     self.step += 1
 
   def pull_metrics(self) -> None:
     """Brings pending metrics to the host (one sync per log interval, not per step)."""
-    for m, in_curriculum in jax.device_get(self._pending):
+    for m, in_curriculum, index in jax.device_get(self._pending):
+      if index is not None:
+        m = {k: v[index] for k, v in m.items()}
       if not np.isfinite(m["loss"]):
         self.diverged(f"loss {m['loss']} at step {int(m['step']) + 1}")
       if in_curriculum:
@@ -379,7 +403,7 @@ class _Run:
       line["sat_weight"] = self.sched.sat_weight
     self._line = []
     self.reporter.write("train", self.step, line)
-    console.log(self.progress.line(self.step, line))
+    self._log(self.progress.line(self.step, line))
     if self.on_log is not None:
       self.on_log(self.step, line)
 
@@ -444,7 +468,7 @@ class _Run:
     results = self.evaluate(sorted(lengths), c.eval.examples, c.seed, draw)
     front = generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
-    console.log(
+    self._log(
       f"eval at step {self.step}: "
       + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())
       + f"; exact up to length {front}"
@@ -454,14 +478,14 @@ class _Run:
     if not all(r["seq_error"] == 0.0 for r in results.values()):
       return False
     if c.stop_rule == "exact_at_eval_lengths":
-      console.log(f"solved at step {self.step}: no errors at lengths {list(results)}")
+      self._log(f"solved at step {self.step}: no errors at lengths {list(results)}")
       return True
     # exact_at_long: the far lengths must have been among these, then fresh 4001s decide.
     if not set(c.eval.far_lengths) <= set(results):
       return False
     long_lengths = [n for n in c.final_eval.long_lengths if n not in results]
     if long_lengths:
-      console.log(
+      self._log(
         f"exact at every length up to {front}; checking {c.final_eval.long_examples} "
         f"fresh problems at lengths {long_lengths}"
       )
@@ -469,13 +493,11 @@ class _Run:
         long_lengths, c.final_eval.long_examples, c.seed + 2, self.step, stop_check=True
       )
       if not all(r["seq_error"] == 0.0 for r in long.values()):
-        console.log(
+        self._log(
           "not yet: " + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in long.items())
         )
         return False
-    console.log(
-      f"solved at step {self.step}: no errors at lengths {sorted(results) + long_lengths}"
-    )
+    self._log(f"solved at step {self.step}: no errors at lengths {sorted(results) + long_lengths}")
     return True
 
   def diverged(self, what: str) -> None:
@@ -488,6 +510,58 @@ class _Run:
       f"training diverged: {what}; {self.last_good()}; the same command resumes from it "
       f"(try a lower --config.optim.learning_rate with --allow_config_change)"
     )
+
+  def after_step(self) -> bool:
+    """The host's part of a step (windows, lines, evaluation, checkpoints); True: stop here."""
+    c = self.config
+    window_end = self.step % c.curriculum.window == 0
+    log_now = self.step % c.log_every == 0 or self.step == c.num_steps
+    if log_now or window_end:
+      self.pull_metrics()
+    if window_end:
+      self.end_window()
+    if log_now:
+      self.log_line()
+    solved = self.step % c.eval.every == 0 and self.periodic_eval()
+    if self.step % c.checkpoint_every == 0 or solved:
+      self.save()
+    if log_now and not solved and self.out_of_time():
+      self._log(f"time budget reached at step {self.step}: max_train_minutes={c.max_train_minutes}")
+      return True
+    return solved or self.step >= c.num_steps
+
+  def final_evaluation(self, train_seconds: float) -> dict:
+    """Saves the last state, evaluates it (and at the long lengths if exact), probes it."""
+    c = self.config
+    self.save()
+    self.stop_batches()
+    self.ckpt.wait()
+    final = self.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)
+    long_lengths = long_eval_lengths(c, final)
+    if long_lengths:
+      self._log(
+        f"error-free at lengths {list(final)}; evaluating {c.final_eval.long_examples} "
+        f"examples at lengths {long_lengths}"
+      )
+      final.update(self.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, final=True))
+    self._log(
+      f"final evaluation at step {self.step} (this process trained "
+      f"{console.format_duration(train_seconds)}):\n"
+      + evaluation.format_table(final, self.task.name)
+    )
+    # Probes run wherever random problems were evaluated, 4001 included once reached.
+    probe_results = self.evaluate_probes(
+      list(c.final_eval.lengths) + long_lengths, c.final_eval.probe_examples, c.seed + 1
+    )
+    if probe_results:
+      self._log(evaluation.format_probe_table(probe_results))
+    return {
+      "step": self.step,
+      "cur_length": self.sched.cur_length,
+      "eval": final,
+      "probes": probe_results,
+      "train_seconds": train_seconds,
+    }
 
   def close(self) -> None:
     self.stop_batches()
@@ -542,32 +616,14 @@ def long_eval_lengths(config, final: dict) -> list[int]:
 
 def _train_steps(run: _Run) -> None:
   """Trains until num_steps, the stop rule or the time budget; saves the last state."""
-  c = run.config
-  solved = False
-  while run.step < c.num_steps and not solved:
+  while run.step < run.config.num_steps:
     run.train_step()
-    window_end = run.step % c.curriculum.window == 0
-    log_now = run.step % c.log_every == 0 or run.step == c.num_steps
-    if log_now or window_end:
-      run.pull_metrics()
-    if window_end:
-      run.end_window()
-    if log_now:
-      run.log_line()
-    if run.step % c.eval.every == 0:
-      solved = run.periodic_eval()
-    if run.step % c.checkpoint_every == 0 or solved:
-      run.save()
-    if log_now and not solved and run.out_of_time():
-      console.log(
-        f"time budget reached at step {run.step}: max_train_minutes={c.max_train_minutes}"
-      )
+    if run.after_step():
       break
   run.save()
 
 
 def _train(run: _Run) -> dict:
-  c = run.config
   t_start = time.perf_counter()
   while True:
     try:
@@ -575,31 +631,4 @@ def _train(run: _Run) -> dict:
       break
     except _Rollback as e:
       run.rollback(str(e))
-  run.stop_batches()
-  run.ckpt.wait()
-  train_seconds = time.perf_counter() - t_start
-  final = run.evaluate(c.final_eval.lengths, c.final_eval.examples, c.seed + 1, final=True)
-  long_lengths = long_eval_lengths(c, final)
-  if long_lengths:
-    console.log(
-      f"error-free at lengths {list(final)}; evaluating {c.final_eval.long_examples} "
-      f"examples at lengths {long_lengths}"
-    )
-    final.update(run.evaluate(long_lengths, c.final_eval.long_examples, c.seed + 2, final=True))
-  console.log(
-    f"final evaluation at step {run.step} (this process trained "
-    f"{console.format_duration(train_seconds)}):\n" + evaluation.format_table(final, run.task.name)
-  )
-  # Probes run wherever random problems were evaluated, 4001 included once reached.
-  probe_results = run.evaluate_probes(
-    list(c.final_eval.lengths) + long_lengths, c.final_eval.probe_examples, c.seed + 1
-  )
-  if probe_results:
-    console.log(evaluation.format_probe_table(probe_results))
-  return {
-    "step": run.step,
-    "cur_length": run.sched.cur_length,
-    "eval": final,
-    "probes": probe_results,
-    "train_seconds": train_seconds,
-  }
+  return run.final_evaluation(time.perf_counter() - t_start)

@@ -39,6 +39,31 @@ def tiny_config(task="badd", **overrides):
   return c
 
 
+def tiny_dngpu_config(task="bmul", **overrides):
+  """tiny_config with the DNGPU's cell, 1-row state, all bins per step and AdaMax."""
+  return tiny_config(
+    task,
+    **{
+      "model.rows": 1,
+      "model.layers": 1,
+      "model.maps": 6,
+      "model.gate": "hard_sigmoid",
+      "model.candidate": "hard_tanh",
+      "model.diagonal": True,
+      "model.u_offset": 0.7,
+      "model.r_offset": 0.5,
+      "model.dropout_on": "candidate",
+      "saturation.enabled": True,
+      "relax.copies": 1,
+      "curriculum.mode": "all_buckets",
+      "buckets": (6, 8),
+      "optim.name": "adamax",
+      "optim.clip_mode": "element",
+      **overrides,
+    },
+  )
+
+
 def spec(**changes):
   """The paper model's model.Spec (experiments/badd.py's), with the given fields changed."""
   from ngpu_jax import model  # pylint: disable=g-import-not-at-top

@@ -41,6 +41,45 @@ def test_padding_does_not_change_answers(params):
   np.testing.assert_allclose(narrow[1, :5], alone[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+  "changes",
+  [
+    {"dropout": 0.3},  # the paper's: on the state, rate by the width
+    {"dropout": 0.3, "dropout_on": "candidate", "dropout_by_length": False, "saturation": True},
+    {"dropout": 0.3, "readout": "final"},
+  ],
+  ids=["state_dropout", "candidate_dropout_saturation", "final_readout"],
+)
+def test_training_forward_and_loss_are_padding_invariant_given_the_width(params, changes):
+  """A batch of width 7 padded to 16 and told its width gives the same logits, saturation and
+  loss as at 7, dropout on (its masks are drawn width-first): what packed seeds rely on."""
+  x = np.random.default_rng(5).integers(1, 13, (3, 7))
+  n = np.array([7, 4, 6])
+  for b, k in enumerate(n):
+    x[b, k:] = 0
+  y = np.random.default_rng(6).integers(0, 3, (3, 7))
+  sp = spec(**changes)
+  key = jax.random.key(4)
+
+  def run(x, y, width):
+    out = model.apply(params, x, n, sp, train=True, dropout_key=key, width=width)
+    scored = model.readout_lengths(n, 7, sp.readout)
+    loss, m = model.loss_and_metrics(out.logits_BxWxC, y, scored, width=width)
+    return out.logits_BxWxC, out.saturation, loss, m["sym_wrong"]
+
+  narrow = jax.jit(lambda x, y: run(x, y, None))(x, y)
+  pad = ((0, 0), (0, 9))
+  wide = jax.jit(lambda x, y, w: run(x, y, w))(np.pad(x, pad), np.pad(y, pad), jnp.int32(7))
+  np.testing.assert_allclose(wide[0][:, :7], narrow[0], rtol=1e-5, atol=1e-5)
+  for a, b in zip(wide[1:], narrow[1:]):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  if changes.get("saturation"):
+    assert float(narrow[1]) > 0
+  # Without the width the padded batch is another computation (rate, loss scale, masks).
+  unaware = jax.jit(lambda x, y: run(x, y, None))(np.pad(x, pad), np.pad(y, pad))
+  assert not np.isclose(float(unaware[2]), float(narrow[2]), rtol=1e-3)
+
+
 def test_readout_is_the_state_after_exactly_n_steps(params):
   """Each example's logits are row 0 of its state after its own n-th step, through the
   readout, and match the state after no other step: the states come from the same run, so

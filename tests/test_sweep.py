@@ -280,3 +280,33 @@ def test_each_task_file_sweeps_the_reproduction_seeds(task, seeds):
   runs = sweep.load_sweep(f"experiments/{task}.py")
   assert runs == [{"seed": s} for s in range(seeds)]
   assert experiment_files.load_experiment(f"experiments/{task}.py").get_config().task == task
+
+
+def test_packs_group_runs_by_setting_and_cut_them_to_size(tmp_path):
+  runs = [{"seed": s, "model.maps": m} for m in (8, 16) for s in (0, 1, 2)]
+  got = sweep.packs(runs, 2)
+  assert [[r["seed"] for r in g] for g in got] == [[0, 1], [2], [0, 1], [2]]
+  assert all(len({r["model.maps"] for r in g}) == 1 for g in got)
+  template = sweep.workdir_template(str(tmp_path), {"seed": 5, "model.maps": 8})
+  assert template.format(seed=5) == os.path.join(
+    str(tmp_path), sweep.run_name(runs[0]).replace("0", "5", 1)
+  )
+  cmd = sweep.command("x.py", template, {"seed": 5, "model.maps": 8}, 1, seeds=[4, 5])
+  assert "--seeds=4,5" in cmd and "--config.model.maps=8" in cmd
+  assert not any(a.startswith("--config.seed") for a in cmd)
+
+
+def test_sweep_packs_seeds_into_programs(tmp_path):
+  root = str(tmp_path / "sweep")
+  args = [*SWEEP[:1], "--seeds=0,1,2", *SWEEP[2:], f"--root={root}", "--seeds_per_program=2"]
+  proc = run_module("ngpu_jax.tools.sweep", *args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sorted(os.listdir(os.path.join(root, "packs"))) == ["seed=0+1.log", "seed=2+0.log"]
+  with open(os.path.join(root, "packs", "seed=0+1.log")) as f:
+    assert "2 seeds [0, 1] in one program (map)" in f.read()
+  for s in (0, 1, 2):
+    assert sweep.is_finished(os.path.join(root, f"seed={s}"))
+    with open(os.path.join(root, f"seed={s}", "config.json")) as f:
+      assert json.load(f)["seed"] == s
+  proc = run_module("ngpu_jax.tools.sweep", *args)  # all finished: no pack left to run
+  assert proc.returncode == 0 and "pack " not in proc.stdout

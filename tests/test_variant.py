@@ -22,7 +22,7 @@ from ngpu_jax import (
   workdir_files,
 )
 
-from conftest import spec, tiny_config
+from conftest import spec, tiny_config, tiny_dngpu_config
 
 
 def test_hard_functions():
@@ -155,27 +155,7 @@ def test_saturation_cost_is_the_hand_count_and_pulls_on_the_biases():
 
 
 def _dngpu_config(**overrides):
-  return tiny_config(
-    "bmul",
-    **{
-      "model.rows": 1,
-      "model.layers": 1,
-      "model.maps": 6,
-      "model.gate": "hard_sigmoid",
-      "model.candidate": "hard_tanh",
-      "model.diagonal": True,
-      "model.u_offset": 0.7,
-      "model.r_offset": 0.5,
-      "model.dropout_on": "candidate",
-      "saturation.enabled": True,
-      "relax.copies": 1,
-      "curriculum.mode": "all_buckets",
-      "buckets": (6, 8),
-      "optim.name": "adamax",
-      "optim.clip_mode": "element",
-      **overrides,
-    },
-  )
+  return tiny_dngpu_config(**overrides)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@
   python -m ngpu_jax.tools.sweep --config=experiments/badd.py --root=... --jobs=2        # 2 at a time
   python -m ngpu_jax.tools.sweep --config=experiments/badd.py --root=... --shard=1/3     # machine 2 of 3
   python -m ngpu_jax.tools.sweep --config=experiments/badd.py --root=... --extend --set=max_train_minutes=90
+  python -m ngpu_jax.tools.sweep --config=experiments/badd.py --root=... --seeds=0,1,2,3 --seeds_per_program=4
 
 An experiment file may define get_sweep(arg) -> list of override dicts (e.g.
 [{"seed": 0, "model.maps": 48}, ...]); otherwise the sweep is one run per
@@ -16,6 +17,11 @@ and skips finished ones; --extend reruns those too, so a larger budget given wit
 evaluates it again at its new end. Runs are independent
 jobs: --shard=i/n takes every n-th run, so n machines (or n Slurm array tasks)
 sharing ROOT split a sweep without talking to each other.
+
+--seeds_per_program=S trains up to S runs that differ only in their seed in one program
+(`python -m ngpu_jax.main --seeds=...`, stacked on a seed axis: what fills an accelerator that
+one seed leaves idle); each keeps its own workdir, and the program's output goes to
+ROOT/packs/<first run>+<S-1>.log.
 """
 
 import json
@@ -50,6 +56,11 @@ def define_flags():
     False,
     "Rerun finished runs too: each resumes from its last "
     "checkpoint under the --set budget and is evaluated again when it ends.",
+  )
+  flags.DEFINE_integer(
+    "seeds_per_program",
+    1,
+    "Train up to this many runs that differ only in their seed in one program (packed).",
   )
   flags.DEFINE_bool("dry_run", False, "Print the runs and their commands, run nothing.")
   flags.mark_flags_as_required(["config", "root"])
@@ -89,8 +100,12 @@ def is_finished(workdir: str) -> bool:
   return any(m.get("final") for m in workdir_files.read_metrics(workdir))
 
 
-def command(config_arg: str, workdir: str, overrides: dict, cpu_devices: int) -> list[str]:
-  args = [f"--config.{k}={v}" for k, v in overrides.items()]
+def command(
+  config_arg: str, workdir: str, overrides: dict, cpu_devices: int, seeds: list | None = None
+) -> list[str]:
+  """The launcher's command line; with `seeds` one packed program (workdir holds {seed})."""
+  args = [f"--config.{k}={v}" for k, v in overrides.items() if not (seeds and k == "seed")]
+  packed = [f"--seeds={','.join(str(s) for s in seeds)}"] if seeds else []
   return [
     sys.executable,
     "-m",
@@ -98,8 +113,27 @@ def command(config_arg: str, workdir: str, overrides: dict, cpu_devices: int) ->
     f"--config={config_arg}",
     f"--workdir={workdir}",
     f"--cpu_devices={cpu_devices}",
+    *packed,
     *args,
   ]
+
+
+_SEED_TOKEN = "SEEDTOKEN"
+
+
+def packs(runs: list[dict], size: int) -> list[list[dict]]:
+  """Runs grouped by everything but their seed, in order, cut into groups of at most `size`."""
+  groups: dict = {}
+  for r in runs:
+    key = tuple((k, repr(v)) for k, v in r.items() if k != "seed")
+    groups.setdefault(key, []).append(r)
+  return [g[i : i + size] for g in groups.values() for i in range(0, len(g), max(size, 1))]
+
+
+def workdir_template(root: str, overrides: dict) -> str:
+  """The workdir of a run with its seed left as {seed} (for main --seeds)."""
+  name = run_name({**overrides, "seed": _SEED_TOKEN}).replace(_SEED_TOKEN, "{seed}")
+  return os.path.join(root, name)
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -131,16 +165,33 @@ def main(argv):
     and (not args.only or any(part in run_name(r) for part in args.only))
   ]
   cpu_devices = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
-  todo = []
+  todo, unfinished = [], []
   for overrides in mine:
     workdir = os.path.join(args.root, run_name(overrides))
     cmd = command(args.config, workdir, {**overrides, **extra}, cpu_devices)
     state = "to run"
     if is_finished(workdir):
       state = "extend" if args.extend else "finished"
-    print(f"{state:>8}  {workdir}" + ("" if not args.dry_run else "\n          " + " ".join(cmd)))
+    shown = "" if not args.dry_run or args.seeds_per_program > 1 else "\n          " + " ".join(cmd)
+    print(f"{state:>8}  {workdir}" + shown)
     if state != "finished":
-      todo.append((workdir, cmd))
+      todo.append((workdir, os.path.join(workdir, "launcher.log"), cmd))
+      unfinished.append(overrides)
+  if args.seeds_per_program > 1:  # finished runs stay out, as they do unpacked
+    todo = []
+    for group in packs(unfinished, args.seeds_per_program):
+      first = run_name(group[0])
+      log = os.path.join(args.root, "packs", f"{first}+{len(group) - 1}.log")
+      seeds = [r.get("seed", 0) for r in group]
+      overrides = {**group[0], **extra}
+      cmd = command(
+        args.config, workdir_template(args.root, group[0]), overrides, cpu_devices, seeds
+      )
+      print(
+        f"    pack  {len(group)} run(s) -> {log}"
+        + ("\n          " + " ".join(cmd) if args.dry_run else "")
+      )
+      todo.append((log, log, cmd))
   with open(os.path.join(args.root, "sweep.json"), "w") as f:
     json.dump({"config": args.config, "runs": runs, "extra": extra}, f, indent=2)
   if args.dry_run:
@@ -152,13 +203,14 @@ def main(argv):
 
 
 def _run_all(todo, jobs: int) -> list[str]:
-  """Runs the commands, `jobs` at a time; each one's output goes to WORKDIR/launcher.log."""
+  """Runs the commands, `jobs` at a time; each one's output goes to its log file (a run's
+  WORKDIR/launcher.log, a pack's ROOT/packs/...log)."""
   running, failed = [], []
   while todo or running:
     while todo and len(running) < jobs:
-      workdir, cmd = todo.pop(0)
-      os.makedirs(workdir, exist_ok=True)
-      log = open(os.path.join(workdir, "launcher.log"), "a")  # pylint: disable=consider-using-with
+      workdir, log_path, cmd = todo.pop(0)
+      os.makedirs(os.path.dirname(log_path), exist_ok=True)
+      log = open(log_path, "a")  # pylint: disable=consider-using-with
       print(f" started  {workdir}", flush=True)
       running.append((workdir, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
     time.sleep(0.5)
