@@ -157,13 +157,13 @@ def test_small_model_learns_copy_within_a_minute(tmp_path):
       "final_eval.examples": 64,
       "final_eval.lengths": (8,),
       "checkpoint_every": 1000,
-      "log_every": 50,
+      "log_every": 10,
     },
   )
   result = train.train_and_evaluate(config, str(tmp_path))
   assert result["eval"][8]["seq_error"] <= 0.05, result
-  evals = [m for m in workdir_files.read_metrics(str(tmp_path)) if m["kind"] == "eval"]
-  assert evals[0]["seq_error"] > result["eval"][8]["seq_error"]  # it improved
+  lines = [m for m in workdir_files.read_metrics(str(tmp_path)) if m["kind"] == "train"]
+  assert lines[0]["seq_error"] > 0.5  # it learned: its first ten steps were mostly wrong
 
 
 @pytest.mark.slow
