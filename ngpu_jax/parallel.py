@@ -39,28 +39,11 @@ def cpu_device_count(requested: int, batch_size: int) -> int:
   return max(d for d in range(1, min(cores, batch_size) + 1) if batch_size % d == 0)
 
 
-# XLA:CPU aborts the process when one device's thread reaches a collective 40 s after the
-# other: a low-priority training run starved by other work (a test suite beside it) died so.
-# A starved run should wait; these make it wait up to an hour.
-PATIENT_CPU_COLLECTIVES = (
-  "--xla_cpu_collective_call_terminate_timeout_seconds=3600",
-  "--xla_cpu_collective_call_warn_stuck_timeout_seconds=600",
-)
-
-
-def patient_cpu_collectives() -> None:
-  """Adds PATIENT_CPU_COLLECTIVES to XLA_FLAGS (unless set there); before the backends start."""
-  current = os.environ.get("XLA_FLAGS", "")
-  add = [f for f in PATIENT_CPU_COLLECTIVES if f.split("=")[0] not in current]
-  if add:
-    os.environ["XLA_FLAGS"] = " ".join([current, *add]).strip()
-
-
 def setup_cpu_devices(requested: int, batch_size: int) -> None:
-  """Splits the host CPU into devices, with patient collectives; call before JAX starts its
-  backends. The device count is left alone when XLA_FLAGS already forces one (tests do).
+  """Splits the host CPU into devices; call before JAX starts its backends.
+
+  Does nothing when XLA_FLAGS already forces a device count (tests do).
   """
-  patient_cpu_collectives()
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
     return
   jax.config.update("jax_num_cpu_devices", cpu_device_count(requested, batch_size))
