@@ -6,7 +6,8 @@ Model: hard nonlinearities + the adaptive saturation cost, diagonal gates, gate 
 dropout (fixed rate: 0.5 for badd, 0.1 otherwise) on the input and the candidate, no
 relaxation. Training: every bin 8..41 every step with no curriculum, each bin filled with
 every length of (previous bin, bin] plus ~5% shorter problems, and every problem read after
-the bin's full width (so it must hold its answer); bmul answers zero-padded; the DNGPU's
+the bin's full width (so it must hold its answer), the columns past it held at zero at every
+step; bmul answers zero-padded; the DNGPU's
 AdaMax (lr 0.01 * 48 / maps, per-element clipping against the running max, beta2 0.99 ->
 0.9995, x0.7 after two windows without progress) with truncated-normal gradient noise of
 std lr x 1e-4; 20,000 steps, stopping early only when fresh problems are exact up to 401 and
@@ -19,7 +20,9 @@ mul); 48 for the tasks it names no size for. Each part is a config field of its 
   python -m ngpu_jax.main --config=experiments/dngpu.py:badd,smoke --workdir=/tmp/dngpu_smoke
 The long badd run of seed 0 lives in results/ and resumes with:
   nice -n 19 python -m ngpu_jax.main --config=experiments/dngpu.py:badd \
-      --workdir=results/long/dngpu_badd_reference_seed0 --config.keep_checkpoints=1
+      --workdir=results/long/dngpu_badd_reference_masked_seed0 --config.keep_checkpoints=1
+(results/long/dngpu_badd_reference_seed0 ran all 20,000 steps with the padding columns
+computing, --config.model.readout=final: exact to length 43, 20% wrong at 45, 93% at 49.)
 This project's earlier DNGPU protocol (own-length readout, bins at their exact lengths,
 dropout 0.1, the paper's input path, no noise, 5,000 steps; every "dngpu" row of the
 results tables):
@@ -104,7 +107,8 @@ def dngpu(task: str):
   c.model.dropout_on = "candidate"
   c.model.dropout = DROPOUT.get(task, DEFAULT_DROPOUT)  # on the embedded input and each candidate
   c.model.dropout_by_length = False
-  c.model.readout = "final"  # every problem read after its bin's full width
+  c.model.readout = "final_masked"  # every problem read after its bin's full width, the columns
+  # past it kept empty
   c.zero_pad_targets = task.endswith("mul")  # the DNGPU writes products zero-padded
   c.saturation.enabled = True
   c.relax.copies = 1

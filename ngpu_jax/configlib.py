@@ -73,7 +73,9 @@ def base(task: str) -> ml_collections.ConfigDict:
   # 1x1 conv with bias, nothing else (the DNGPU's)
   c.model.readout = "own_length"  # 'own_length': each example read after its own n steps (paper);
   # 'final': every example read after the batch's full width, so a
-  # short problem must hold its answer to the end (DNGPU)
+  # short problem must hold its answer to the end, every column
+  # computing; 'final_masked': the same, with the columns past the
+  # problem kept empty at every step (the DNGPU's model)
   c.model.conv_impl = "auto"  # 'hybrid' (fast on CPU), 'im2col' (GPU), 'xla' (lax.conv), or 'auto':
   # the one measured fastest on the running backend
   c.model.scan_unroll = 1  # steps per scan iteration (same numbers; fewer loop trips on GPU)
@@ -314,11 +316,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
     f"got {cur.shorter_fraction!r}",
   )
   need(
-    m.readout in ("own_length", "final"),
-    f"model.readout: must be own_length or final, got {m.readout!r}",
+    m.readout in ("own_length", "final", "final_masked"),
+    f"model.readout: must be own_length, final or final_masked, got {m.readout!r}",
   )
   need(
-    not (m.readout == "final" and cur.mode == "all_buckets" and cur.bin_groups > 0),
+    not (m.readout.startswith("final") and cur.mode == "all_buckets" and cur.bin_groups > 0),
     "model.readout: final reads each bin after its own width; bin_groups packs bins into "
     "wider scans, so it needs curriculum.bin_groups=0",
   )

@@ -115,7 +115,7 @@ class Spec(NamedTuple):
   dropout_on: str  # "state" (the paper) or "candidate" (the DNGPU)
   remat: bool  # recompute each step in the backward pass, when training
   scan_unroll: int  # steps per loop iteration (changes no number)
-  readout: str  # "own_length" or "final" (see readout_lengths)
+  readout: str  # "own_length", "final" or "final_masked" (see readout_lengths)
   saturation: bool  # sum the saturation cost (Output.saturation; else it is 0)
 
   @classmethod
@@ -167,7 +167,8 @@ def apply(
   The scan runs W steps (the padded width); example b's output is captured
   after step n_B[b], so padding the batch changes no example's answer.
   spec.readout='final' instead reads every example (n_B > 0) after all W steps, with
-  every column active (see readout_lengths).
+  every column active; 'final_masked' reads it after all W steps too, but keeps the
+  columns past n_B empty at every step, as the DNGPU's model does (see readout_lengths).
   train=True turns on dropout (given dropout_key) and rematerialisation (spec.remat).
   Dropout hits the whole state between steps (the paper) or the embedded
   input and each layer's candidate (DNGPU). keep_states keeps the mental image after
@@ -178,7 +179,8 @@ def apply(
   """
   b, w = x_BxW.shape
   own_w = w if width is None else width
-  n_B = readout_lengths(n_B, own_w, spec.readout)
+  read_B = readout_lengths(n_B, own_w, spec.readout)
+  n_B = n_B if spec.readout == "final_masked" else read_B  # the columns that compute
   steps = params["steps"]
   relax_copies = jax.tree.leaves(steps)[0].shape[0]
   maps = params["embed"].shape[1]
@@ -217,7 +219,7 @@ def apply(
       drop = lambda layer: lambda c: _dropout(jax.random.fold_in(key_t, layer), c, dropout_rate)
     p_layers = jax.tree.map(lambda a: a[t % relax_copies], steps)
     s, sat_t = cgru.step(p_layers, s, mask_BxWx1x1, cell=cell, impl=impl, candidate_dropout=drop)
-    done_Bx1x1 = (t + 1 == n_B)[:, None, None]
+    done_Bx1x1 = (t + 1 == read_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
     if spec.saturation:  # else left out, so that XLA does not carry it through the loop
       sat = sat + (sat_t if width is None else jnp.where(t < width, sat_t, 0.0))
@@ -235,18 +237,19 @@ def apply(
   logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
   # Per active column and step, summed over rows, maps and pre-activations: the
   # DNGPU's scale, so the starting weight 1e-3 means what it means there.
-  column_steps = jnp.maximum(jnp.sum(mask_BxW), 1) * own_w
+  # The scored columns, not the computing ones: the DNGPU divides by bin width^2 per problem.
+  column_steps = jnp.maximum(jnp.sum(jnp.arange(w)[None, :] < read_B[:, None]), 1) * own_w
   return Output(logits_BxWxC, (sat + sat_in) / column_steps, s_TxBxWxHxM)
 
 
 def readout_lengths(n_B: jax.Array, width: int, readout: str) -> jax.Array:
-  """The steps each example runs and the columns it owns: n_B itself ('own_length'), or the
-  full width for every real example ('final': the DNGPU's bins, where a short problem is
-  padded into the bin and must hold its answer to the last step). Rows with n = 0 (batch
-  padding) stay empty."""
+  """The step after which each example is read, and the columns that are scored: n_B itself
+  ('own_length'), or the full width for every real example ('final' and 'final_masked': the
+  DNGPU's bins, where a short problem is padded into the bin and must hold its answer to the
+  last step; the padding must read blank). Rows with n = 0 (batch padding) stay empty."""
   if readout == "own_length":
     return n_B
-  if readout == "final":
+  if readout in ("final", "final_masked"):
     return jnp.where(n_B > 0, width, 0).astype(n_B.dtype)
   raise ValueError(f"unknown readout {readout!r}")
 

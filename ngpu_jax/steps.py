@@ -109,6 +109,20 @@ def scored_targets(config, y_BxW, n_B):
   return jnp.where(inside_BxW & (y_BxW == tasks.PAD), tasks.digit_symbol(0), y_BxW)
 
 
+def computing_lengths(config, x_BxW, y_BxW, n_B):
+  """The columns the model computes on: n_B, or under readout 'final_masked' each problem's
+  columns up to the last that holds an input or a target symbol (the DNGPU's mask is 1 where
+  either is not blank). So an even-length badd problem, whose last column is blank in both,
+  computes as the odd-length problem it is, and a duplicate keeps its answer's columns."""
+  if config.model.readout != "final_masked":
+    return n_B
+  w = x_BxW.shape[1]
+  col_BxW = jnp.arange(w)[None, :] + 1
+  used_BxW = ((x_BxW != tasks.PAD) | (y_BxW != tasks.PAD)) & (col_BxW <= n_B[:, None])
+  last_B = jnp.max(jnp.where(used_BxW, col_BxW, 0), axis=1)
+  return jnp.where(n_B > 0, jnp.maximum(last_B, 1), 0).astype(n_B.dtype)
+
+
 def _scored(config, n_B, width):
   """The lengths that decide which columns are scored (all of the width for readout 'final')."""
   return model.readout_lengths(n_B, width, config.model.readout)
@@ -140,26 +154,25 @@ def train_step_fn(config, optimizer):
     loss, sat, metrics = 0.0, 0.0, []
     for i, (x_BxW, y_BxW, n_B) in enumerate(batches):
       key = dropout_key if i == 0 else jax.random.fold_in(dropout_key, i)
+      y_BxW = scored_targets(config, y_BxW, n_B)
+      active_B = computing_lengths(config, x_BxW, y_BxW, n_B)
       if layout is None:  # one curriculum batch, perhaps padded past its width
-        out = _forward(config, params, x_BxW, n_B, key, train=True, width=width)
+        out = _forward(config, params, x_BxW, active_B, key, train=True, width=width)
         own_w = x_BxW.shape[1] if width is None else width
         loss_i, metrics_i = model.loss_and_metrics(
-          out.logits_BxWxC,
-          scored_targets(config, y_BxW, n_B),
-          _scored(config, n_B, own_w),
-          width=width,
+          out.logits_BxWxC, y_BxW, _scored(config, n_B, own_w), width=width
         )
         loss, metrics = loss + loss_i, metrics + [metrics_i]
         sat = sat + out.saturation
         continue
-      out = _forward(config, params, x_BxW, n_B, key, train=True)
+      out = _forward(config, params, x_BxW, active_B, key, train=True)
       logits = out.logits_BxWxC
       widths = layout[i]
       rows = x_BxW.shape[0] // len(widths)
       for j, w in enumerate(widths):
         r = slice(j * rows, (j + 1) * rows)
         loss_j, metrics_j = model.loss_and_metrics(
-          logits[r, :w], scored_targets(config, y_BxW[r, :w], n_B[r]), _scored(config, n_B[r], w)
+          logits[r, :w], y_BxW[r, :w], _scored(config, n_B[r], w)
         )
         loss, metrics = loss + loss_j, metrics + [metrics_j]
       sat = sat + out.saturation * len(widths)
@@ -270,17 +283,18 @@ def make_eval_step(config, mesh):
   """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch."""
 
   def eval_step(params, x_BxW, y_BxW, n_B):
-    logits = _forward(config, params, x_BxW, n_B).logits_BxWxC
-    return model.loss_and_metrics(
-      logits, scored_targets(config, y_BxW, n_B), _scored(config, n_B, x_BxW.shape[1])
-    )[1]
+    y_BxW = scored_targets(config, y_BxW, n_B)
+    active_B = computing_lengths(config, x_BxW, y_BxW, n_B)
+    logits = _forward(config, params, x_BxW, active_B).logits_BxWxC
+    return model.loss_and_metrics(logits, y_BxW, _scored(config, n_B, x_BxW.shape[1]))[1]
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)
 
 
 def make_predict_step(config, mesh):
-  """(params, x_BxW, n_B) -> predicted symbols y_BxW."""
+  """(params, x_BxW, n_B) -> predicted symbols y_BxW. With no target to read, every column of
+  a problem's own length computes (for readout 'final_masked' too)."""
 
   def predict_step(params, x_BxW, n_B):
     logits = _forward(config, params, x_BxW, n_B).logits_BxWxC

@@ -47,8 +47,15 @@ def test_padding_does_not_change_answers(params):
     {"dropout": 0.3},  # the paper's: on the state, rate by the width
     {"dropout": 0.3, "dropout_on": "candidate", "dropout_by_length": False, "saturation": True},
     {"dropout": 0.3, "readout": "final"},
+    {
+      "dropout": 0.3,
+      "dropout_on": "candidate",
+      "dropout_by_length": False,
+      "saturation": True,
+      "readout": "final_masked",
+    },
   ],
-  ids=["state_dropout", "candidate_dropout_saturation", "final_readout"],
+  ids=["state_dropout", "candidate_dropout_saturation", "final_readout", "final_masked"],
 )
 def test_training_forward_and_loss_are_padding_invariant_given_the_width(params, changes):
   """A batch of width 7 padded to 16 and told its width gives the same logits, saturation and

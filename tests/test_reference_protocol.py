@@ -107,18 +107,80 @@ def test_readout_final_reads_every_example_after_the_full_width():
   )  # batch-padding rows stay empty
 
 
+def test_readout_final_masked_keeps_the_padding_empty_through_every_step():
+  """The DNGPU's model: a short problem in a wide bin runs the bin's steps, but the columns past
+  it stay zero (so it sees the same edge as a problem that fills the bin) and read blank's
+  bias; with 'final' they compute, and what sits there reaches the answer."""
+  params = _init(relax_init="shared")
+  rng = np.random.default_rng(0)
+  x_BxW = np.zeros((2, 8), np.int32)
+  x_BxW[:, :5] = rng.integers(1, 13, (2, 5))
+  x_BxW[1, 5:] = rng.integers(1, 13, 3)
+  n_B = np.array([5, 8], np.int32)
+  f = jax.jit(
+    lambda x, readout: model.apply(params, x, n_B, spec(readout=readout), keep_states=True),
+    static_argnums=1,
+  )
+  masked, final = f(x_BxW, "final_masked"), f(x_BxW, "final")
+  s_TxBxWxHxM = np.asarray(masked.states_TxBxWxHxM)
+  assert s_TxBxWxHxM.shape[0] == 8 and not s_TxBxWxHxM[:, 0, 5:].any()
+  assert np.abs(s_TxBxWxHxM[-1, 0, :5]).max() > 0.1
+  assert np.abs(np.asarray(final.states_TxBxWxHxM)[:, 0, 5:]).max() > 0.1
+  np.testing.assert_allclose(
+    masked.logits_BxWxC[0, 5:], np.broadcast_to(params["readout"]["b"], (3, 3))
+  )
+  np.testing.assert_allclose(masked.logits_BxWxC[1], final.logits_BxWxC[1], rtol=1e-6)
+  assert not np.allclose(masked.logits_BxWxC[0, :5], final.logits_BxWxC[0, :5], atol=1e-4)
+  # Whatever sits past the problem changes nothing under the mask, and the answer under 'final'.
+  noisy = x_BxW.copy()
+  noisy[0, 5:] = [3, 7, 11]
+  np.testing.assert_array_equal(f(noisy, "final_masked").logits_BxWxC, masked.logits_BxWxC)
+  assert not np.allclose(f(noisy, "final").logits_BxWxC[0, :5], final.logits_BxWxC[0, :5])
+
+
+def test_final_masked_computes_on_the_columns_that_hold_a_symbol():
+  """The DNGPU masks by 'input or target not blank': an even-length badd problem (its last
+  column blank in both) computes as the odd-length one it is; a duplicate keeps the columns of
+  its answer's second half, where the input is blank; batch-padding rows stay empty."""
+  rng = np.random.default_rng(0)
+  badd, dup = tasks.get_task("badd"), tasks.get_task("duplicate")
+  x_BxW, y_BxW = np.zeros((4, 10), np.int32), np.zeros((4, 10), np.int32)
+  x_BxW[0, :8], y_BxW[0, :8] = badd.sample(rng, 8)  # a + b in 7 columns, then a blank one
+  x_BxW[1, :7], y_BxW[1, :7] = badd.sample(rng, 7)
+  x_BxW[2, :9], y_BxW[2, :9] = dup.sample(rng, 9)
+  n_B = np.array([8, 7, 9, 0], np.int32)
+  masked = tiny_config(**{"model.readout": "final_masked"})
+  lengths = steps.computing_lengths(masked, x_BxW, y_BxW, n_B)
+  np.testing.assert_array_equal(lengths, [7, 7, 8, 0])
+  for readout in ("own_length", "final"):
+    config = tiny_config(**{"model.readout": readout})
+    np.testing.assert_array_equal(steps.computing_lengths(config, x_BxW, y_BxW, n_B), n_B)
+  # The even problem answers as its odd self; with its blank column computing it would not.
+  params = steps.init_params(masked, badd)
+  x2, y2 = np.stack([x_BxW[0]] * 2), np.stack([y_BxW[0]] * 2)
+
+  def forward(n_B):
+    return steps._forward(masked, params, x2, n_B).logits_BxWxC  # pylint: disable=protected-access
+
+  even_B, odd_B = np.array([8, 8], np.int32), np.array([7, 7], np.int32)
+  np.testing.assert_array_equal(
+    forward(steps.computing_lengths(masked, x2, y2, even_B)), forward(odd_B)
+  )
+  assert not np.allclose(forward(even_B), forward(odd_B), atol=1e-5)
+
+
 def test_readout_final_scores_every_column_of_the_bin():
   task = tasks.get_task("badd")
   mesh = parallel.make_mesh()
   batch = data.all_bucket_batches(task, 0, 0, 4, [8, 12], spread_from=3)[1]
   assert batch.n_B.min() < 12  # problems shorter than the bin
   counts = {}
-  for readout in ("own_length", "final"):
+  for readout in ("own_length", "final", "final_masked"):
     config = tiny_config(**{"model.readout": readout})
     params = steps.init_params(config, task)
     m = steps.make_eval_step(config, mesh)(params, *parallel.global_batch(mesh, *batch))
     counts[readout] = int(m["sym_total"])
-  assert counts == {"own_length": int(batch.n_B.sum()), "final": 4 * 12}
+  assert counts == {"own_length": int(batch.n_B.sum()), "final": 4 * 12, "final_masked": 4 * 12}
 
 
 def test_bins_take_a_fraction_of_shorter_problems():
@@ -419,7 +481,7 @@ def test_dngpu_experiment_follows_the_reference_and_keeps_the_previous_form():
   for c in (badd, bmul):
     configlib.validate(c)
     assert (c.model.readout, c.model.input_path, c.curriculum.bin_lengths) == (
-      "final",
+      "final_masked",
       "onehot",
       "spread",
     )
