@@ -3,8 +3,9 @@
 from collections.abc import Callable, Sequence
 
 import jax
+import numpy as np
 
-from ngpu_jax import data, parallel, probes, tasks
+from ngpu_jax import data, parallel, probes, steps, tasks
 
 
 def batch_size_for(requested: int, num_devices: int) -> int:
@@ -59,6 +60,49 @@ def evaluate_lengths(
       batch_size,
     )
   return results
+
+
+def column_errors(
+  predict_step,
+  params,
+  config,
+  task: tasks.Task,
+  mesh,
+  length: int,
+  examples: int,
+  batch_size: int,
+  seed: int,
+) -> np.ndarray:
+  """Fraction of problems wrong in each column (0 = the least significant digit), on the same
+  problems as evaluate_lengths: where in the answer a model that fails past its training
+  range goes wrong."""
+  rng = data.eval_rng(seed, length, None)
+  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
+  wrong_W, seen = np.zeros(length), 0
+  while seen < examples:
+    b = data.make_batch(task, rng, bs, length, length)
+    take = min(bs, examples - seen)
+    pred_BxW = np.asarray(
+      jax.device_get(predict_step(params, *parallel.global_batch(mesh, b.x_BxW, b.n_B)))
+    )
+    target_BxW = np.asarray(steps.scored_targets(config, b.y_BxW, b.n_B))
+    wrong_W += (pred_BxW[:take] != target_BxW[:take]).sum(0)
+    seen += take
+  return wrong_W / seen
+
+
+def format_column_table(profiles: dict[int, np.ndarray], bands: int = 10) -> str:
+  """One line per length: the worst column's error in each of `bands` equal column bands."""
+  rows = [
+    "where the errors sit: per band of columns (0 = least significant), the largest"
+    " fraction of problems wrong in one column"
+  ]
+  for length, wrong_W in sorted(profiles.items()):
+    cells = []
+    for part in np.array_split(np.arange(length), min(bands, length)):
+      cells.append(f"{part[0]}-{part[-1]}:{wrong_W[part].max():.2f}")
+    rows.append(f"{length:>7}  " + " ".join(cells))
+  return "\n".join(rows)
 
 
 def evaluate_probes(

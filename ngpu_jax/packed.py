@@ -138,11 +138,7 @@ def train_and_evaluate_packed(
     configlib.validate(c)
     workdir_files.check_or_write_config(w, c, allow_config_change, write=parallel.is_main_process())
   task = tasks.get_task(config.task)
-  mesh = parallel.make_mesh()
-  if config.batch_size % mesh.devices.size:
-    raise ValueError(
-      f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices"
-    )
+  mesh = train.checked_mesh(config)
   mode = steps.resolve_pack_mode(mode)
   optimizer = steps.make_optimizer(configs[0])  # the update needs no seed (its keys are state)
   compiled = train.Compiled(configs[0], optimizer, mesh, solo=False)

@@ -569,6 +569,16 @@ class _Run:
     self.ckpt.close()
 
 
+def checked_mesh(config: ml_collections.ConfigDict):
+  """The device mesh, once the batch is known to split evenly over it."""
+  mesh = parallel.make_mesh()
+  if config.batch_size % mesh.devices.size:
+    raise ValueError(
+      f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices"
+    )
+  return mesh
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict,
   workdir: str,
@@ -586,11 +596,7 @@ def train_and_evaluate(
   workdir_files.check_or_write_config(
     workdir, config, allow_config_change, write=parallel.is_main_process()
   )
-  mesh = parallel.make_mesh()
-  if config.batch_size % mesh.devices.size:
-    raise ValueError(
-      f"batch_size {config.batch_size} does not split over {mesh.devices.size} devices"
-    )
+  mesh = checked_mesh(config)
   run = _Run(config, workdir, mesh, task, on_log)
   console.log(
     f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "

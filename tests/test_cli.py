@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ngpu_jax import inference, loading, parallel, relax, steps, tasks, workdir_files
+from ngpu_jax import evaluation, inference, loading, parallel, relax, steps, tasks, workdir_files
 
 from conftest import run_module
 
@@ -53,9 +53,11 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
     "--lengths=7,41",
     "--examples=10",
     "--probe_examples=3",
+    "--columns",
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
+  assert "where the errors sit" in proc.stdout and "     41  0-4:" in proc.stdout
   assert "max_plus_one      41        3" in proc.stdout
   new = workdir_files.read_metrics(wd)[before:]
   assert [(m["eval_length"], m["examples"]) for m in new if "probe" not in m] == [(7, 10), (41, 10)]
@@ -65,6 +67,18 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
     for f in ("max_plus_one", "max_plus_max", "alternating", "carry_chain_random_start")
     for n in (7, 41)
   }
+
+
+def test_column_errors_count_the_same_problems_as_the_table(workdir):
+  """The column profile's mean is the table's symbol error and no column is wrong more often
+  than whole problems are: the same problems, the same targets, column by column."""
+  loaded = loading.load_run(workdir[0])
+  args = (loaded.task, loaded.mesh, 41, 24, 8, 3)
+  wrong_W = evaluation.column_errors(loaded.predict_step, loaded.params, loaded.config, *args)
+  r = evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args[:2], [41], *args[3:])[41]
+  assert wrong_W.shape == (41,) and 0 < r["symbol_error"]
+  assert wrong_W.mean() == pytest.approx(r["symbol_error"], abs=1e-9)
+  assert wrong_W.max() <= r["seq_error"]
 
 
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):

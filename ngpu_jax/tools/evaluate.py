@@ -1,10 +1,11 @@
 """Scores a trained run: errors per length and per hard-case probe, on fresh random problems.
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
-      [--average_steps=1500,1650]
+      [--average_steps=1500,1650] [--columns]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. With --average_steps it
-scores the mean of those checkpoints' parameters, and its lines say so.
+scores the mean of those checkpoints' parameters, and its lines say so. --columns also
+prints where in the answer the errors sit.
 """
 
 from absl import flags
@@ -31,6 +32,12 @@ def define_flags():
     [],
     "Score the mean of the parameters of these checkpoints "
     "(steps) instead of the newest checkpoint.",
+  )
+  flags.DEFINE_boolean(
+    "columns",
+    False,
+    "Also print where the errors sit: per band of columns, the largest fraction of problems "
+    "wrong in one column (same problems as the table).",
   )
   common.define_cpu_devices("all cores")
   flags.mark_flag_as_required("workdir")
@@ -68,6 +75,22 @@ def main(argv):
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
   print(f"{task.name} at {what} ({f.workdir})")
   print(evaluation.format_table(results, task.name))
+  if f.columns:
+    profiles = {
+      n: evaluation.column_errors(
+        loaded.predict_step,
+        loaded.params,
+        config,
+        task,
+        loaded.mesh,
+        n,
+        f.examples,
+        f.batch_size or config.eval.batch_size,
+        f.seed,
+      )
+      for n in lengths
+    }
+    print(evaluation.format_column_table(profiles))
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
