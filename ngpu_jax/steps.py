@@ -279,13 +279,23 @@ def make_packed_train_step(config, optimizer, mesh, mode: str = "auto"):
   )
 
 
-def make_eval_step(config, mesh):
-  """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch."""
+def make_eval_step(config, mesh, dropout_seed: int | None = None):
+  """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch.
+
+  dropout_seed: score with the training's dropout on (masks drawn from this seed and the
+  batch's symbols, so every batch gets its own), to measure how much a model leans on it.
+  """
 
   def eval_step(params, x_BxW, y_BxW, n_B):
     y_BxW = scored_targets(config, y_BxW, n_B)
     active_B = computing_lengths(config, x_BxW, y_BxW, n_B)
-    logits = _forward(config, params, x_BxW, active_B).logits_BxWxC
+    key, train = None, dropout_seed is not None
+    if train:
+      weights_BxW = jnp.arange(1, x_BxW.size + 1, dtype=jnp.uint32).reshape(x_BxW.shape)
+      key = jax.random.fold_in(
+        jax.random.key(dropout_seed), jnp.sum(x_BxW.astype(jnp.uint32) * weights_BxW)
+      )
+    logits = _forward(config, params, x_BxW, active_B, key, train=train).logits_BxWxC
     return model.loss_and_metrics(logits, y_BxW, _scored(config, n_B, x_BxW.shape[1]))[1]
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)

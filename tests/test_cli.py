@@ -3,11 +3,23 @@
 import json
 import os
 
+import jax
+import numpy as np
 import pytest
 
-from ngpu_jax import evaluation, inference, loading, parallel, relax, steps, tasks, workdir_files
+from ngpu_jax import (
+  data,
+  evaluation,
+  inference,
+  loading,
+  parallel,
+  relax,
+  steps,
+  tasks,
+  workdir_files,
+)
 
-from conftest import run_module
+from conftest import run_module, tiny_dngpu_config
 
 SMOKE = [
   "--config=experiments/badd.py:smoke",
@@ -79,6 +91,32 @@ def test_column_errors_count_the_same_problems_as_the_table(workdir):
   assert wrong_W.shape == (41,) and 0 < r["symbol_error"]
   assert wrong_W.mean() == pytest.approx(r["symbol_error"], abs=1e-9)
   assert wrong_W.max() <= r["seq_error"]
+
+
+def test_evaluate_with_dropout_scores_other_numbers_and_appends_nothing(workdir):
+  wd, _ = workdir
+  config = tiny_dngpu_config("badd", **{"model.dropout": 0.5, "model.readout": "final_masked"})
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
+  params = steps.init_params(config, task)
+  batch = parallel.global_batch(mesh, *data.make_batch(task, np.random.default_rng(0), 64, 21, 21))
+  on = steps.make_eval_step(config, mesh, dropout_seed=3)
+  first, again, plain = (
+    jax.device_get(f(params, *batch)) for f in (on, on, steps.make_eval_step(config, mesh))
+  )
+  assert first == again  # the masks come from the seed and the batch: the same every time
+  assert first["sym_wrong"] != plain["sym_wrong"]
+  before = len(workdir_files.read_metrics(wd))
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    f"--workdir={wd}",
+    "--lengths=12",
+    "--examples=8",
+    "--probe_examples=0",
+    "--with_dropout",
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "dropout on" in proc.stdout and "     12" in proc.stdout
+  assert len(workdir_files.read_metrics(wd)) == before
 
 
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):

@@ -1,16 +1,17 @@
 """Scores a trained run: errors per length and per hard-case probe, on fresh random problems.
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
-      [--average_steps=1500,1650] [--columns]
+      [--average_steps=1500,1650] [--columns] [--with_dropout]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. With --average_steps it
 scores the mean of those checkpoints' parameters, and its lines say so. --columns also
-prints where in the answer the errors sit.
+prints where in the answer the errors sit; --with_dropout scores with the training's dropout
+on, and appends nothing.
 """
 
 from absl import flags
 
-from ngpu_jax import console, evaluation, loading, parallel, probes, workdir_files
+from ngpu_jax import console, evaluation, loading, parallel, probes, steps, workdir_files
 from ngpu_jax.tools import common
 
 
@@ -37,7 +38,13 @@ def define_flags():
     "columns",
     False,
     "Also print where the errors sit: per band of columns, the largest fraction of problems "
-    "wrong in one column (same problems as the table).",
+    "wrong in one column (same problems as the table; dropout off).",
+  )
+  flags.DEFINE_boolean(
+    "with_dropout",
+    False,
+    "Score with the training's dropout on (fresh masks per batch) instead of off: how much "
+    "the model leans on it. Printed only; nothing is appended to metrics.jsonl.",
   )
   common.define_cpu_devices("all cores")
   flags.mark_flag_as_required("workdir")
@@ -62,8 +69,11 @@ def main(argv):
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
+  eval_step = loaded.eval_step
+  if f.with_dropout:
+    eval_step = steps.make_eval_step(config, loaded.mesh, dropout_seed=f.seed)
   results = evaluation.evaluate_lengths(
-    loaded.eval_step,
+    eval_step,
     loaded.params,
     task,
     loaded.mesh,
@@ -73,6 +83,7 @@ def main(argv):
     f.seed,
   )
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
+  what += ", dropout on" if f.with_dropout else ""
   print(f"{task.name} at {what} ({f.workdir})")
   print(evaluation.format_table(results, task.name))
   if f.columns:
@@ -94,7 +105,7 @@ def main(argv):
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
-      loaded.eval_step,
+      eval_step,
       loaded.params,
       task,
       loaded.mesh,
@@ -104,6 +115,8 @@ def main(argv):
       f.seed,
     )
     print(evaluation.format_probe_table(probe_results))
+  if f.with_dropout:  # not the model's answers: no line a table could take as its result
+    return
   source = {"source": "evaluate", **({"averaged_steps": average_steps} if average_steps else {})}
   reporter = workdir_files.MetricsWriter(f.workdir, parallel.is_main_process())
   for length, r in results.items():
