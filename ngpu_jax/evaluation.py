@@ -22,11 +22,8 @@ def score(
   device count; rows of length 0 count nothing (empty mask), so only
   `examples` problems enter the figures.
   """
-  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
   seq = sym = total = seen = 0
-  while seen < examples:
-    b = make(bs)
-    take = min(bs, examples - seen)
+  for b, take in _batches(make, examples, batch_size, mesh):
     b.n_B[take:] = 0
     m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
     seq += int(m["seq_wrong"])
@@ -34,6 +31,17 @@ def score(
     total += int(m["sym_total"])
     seen += take
   return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
+
+
+def _batches(make: Callable[[int], data.Batch], examples: int, batch_size: int, mesh):
+  """(batch, rows of it that count) until `examples` problems, each batch split evenly over
+  the devices."""
+  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
+  seen = 0
+  while seen < examples:
+    take = min(bs, examples - seen)
+    yield make(bs), take
+    seen += take
 
 
 def evaluate_lengths(
@@ -48,18 +56,16 @@ def evaluate_lengths(
   draw: int | None = None,
 ) -> dict[int, dict]:
   """{length: score} on random problems from a stream of their own per (seed, length, draw)."""
-  results = {}
-  for length in lengths:
-    rng = data.eval_rng(seed, length, draw)
-    results[int(length)] = score(
-      eval_step,
-      params,
-      mesh,
-      lambda bs, rng=rng, n=length: data.make_batch(task, rng, bs, n, n),
-      examples,
-      batch_size,
-    )
-  return results
+  return {
+    int(n): score(eval_step, params, mesh, _fresh(task, seed, n, draw), examples, batch_size)
+    for n in lengths
+  }
+
+
+def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
+  """make(bs): the next bs random problems of this length, from its own stream."""
+  rng = data.eval_rng(seed, length, draw)
+  return lambda bs: data.make_batch(task, rng, bs, length, length)
 
 
 def column_errors(
@@ -76,12 +82,8 @@ def column_errors(
   """Fraction of problems wrong in each column (0 = the least significant digit), on the same
   problems as evaluate_lengths: where in the answer a model that fails past its training
   range goes wrong."""
-  rng = data.eval_rng(seed, length, None)
-  bs = batch_size_for(min(batch_size, examples), mesh.devices.size)
   wrong_W, seen = np.zeros(length), 0
-  while seen < examples:
-    b = data.make_batch(task, rng, bs, length, length)
-    take = min(bs, examples - seen)
+  for b, take in _batches(_fresh(task, seed, length), examples, batch_size, mesh):
     pred_BxW = np.asarray(
       jax.device_get(predict_step(params, *parallel.global_batch(mesh, b.x_BxW, b.n_B)))
     )
