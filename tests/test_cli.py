@@ -56,18 +56,23 @@ def test_main_writes_the_run_directory(workdir):
   assert "20" in os.listdir(os.path.join(wd, "checkpoints"))
 
 
+def _evaluate(wd, *flags):
+  """Runs the evaluate command on wd; it must succeed."""
+  proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={wd}", *flags)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
 def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   wd, _ = workdir
   before = len(workdir_files.read_metrics(wd))
-  proc = run_module(
-    "ngpu_jax.tools.evaluate",
-    f"--workdir={wd}",
+  proc = _evaluate(
+    wd,
     "--lengths=7,41",
     "--examples=10",
     "--probe_examples=3",
     "--columns",
   )
-  assert proc.returncode == 0, proc.stderr[-3000:]
   assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
   assert "where the errors sit" in proc.stdout and "     41  0-4:" in proc.stdout
   assert "max_plus_one      41        3" in proc.stdout
@@ -106,34 +111,27 @@ def test_evaluate_with_dropout_scores_other_numbers_and_appends_nothing(workdir)
   assert first == again  # the masks come from the seed and the batch: the same every time
   assert first["sym_wrong"] != plain["sym_wrong"]
   before = len(workdir_files.read_metrics(wd))
-  proc = run_module(
-    "ngpu_jax.tools.evaluate",
-    f"--workdir={wd}",
+  proc = _evaluate(
+    wd,
     "--lengths=12",
     "--examples=8",
     "--probe_examples=0",
     "--with_dropout",
   )
-  assert proc.returncode == 0, proc.stderr[-3000:]
   assert "dropout on" in proc.stdout and "     12" in proc.stdout
   assert len(workdir_files.read_metrics(wd)) == before
 
 
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):
-  import jax
-  import numpy as np
-
   wd, _ = workdir
   before = len(workdir_files.read_metrics(wd))
-  proc = run_module(
-    "ngpu_jax.tools.evaluate",
-    f"--workdir={wd}",
+  proc = _evaluate(
+    wd,
     "--lengths=12",
     "--examples=10",
     "--probe_examples=0",
     "--average_steps=10,20",
   )
-  assert proc.returncode == 0, proc.stderr[-3000:]
   assert "badd at the mean of steps [10, 20]" in proc.stdout
   new = workdir_files.read_metrics(wd)[before:]
   assert [(m["step"], m["eval_length"], m["averaged_steps"]) for m in new] == [(20, 12, [10, 20])]
@@ -151,9 +149,6 @@ def test_evaluate_scores_the_mean_of_checkpoints(workdir):
 def test_predict_answers_one_line_per_problem(workdir):
   """Each printed line is the answer to that line's problem, in the input's order: the exact
   sum from the shipped model, and from a run's workdir what its model computes for the line."""
-  import jax
-  import numpy as np
-
   wd, _ = workdir
   lines = ["1011+110", "1+1", "111+1", "10+1011", "1+1", "11111+1", "1111111111+1010101010"]
   stdin = "".join(f"{line}\n" for line in lines)  # widths mixed, one line twice
