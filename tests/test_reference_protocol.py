@@ -494,3 +494,10 @@ def test_dngpu_experiment_follows_the_reference_and_keeps_the_previous_form():
   configlib.validate(prev)
   assert prev.variant == "dngpu" and prev.model.readout == "own_length"
   assert prev.model.dropout == 0.1 and prev.model.input_path == "embed"
+  light = exp.get_config("badd,light_dropout")
+  configlib.validate(light)
+  assert light.model.dropout == 0.1 and light.variant == "dngpu, reference protocol, dropout 0.1"
+  with pytest.raises(ValueError, match="bmul already trains at dropout 0.1"):
+    exp.get_config("bmul,light_dropout")
+  with pytest.raises(ValueError, match="unknown form 'heavy'"):
+    exp.get_config("badd,heavy")
