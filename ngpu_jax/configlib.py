@@ -18,6 +18,7 @@ RESUMABLE_CHANGES = (
   "stop_rule",
   "checkpoint_every",
   "keep_checkpoints",
+  "keep_best",
 )
 
 # Fields whose base() default changed when the references' training protocol became the
@@ -145,6 +146,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.log_every = 100  # steps between console lines and train lines in metrics.jsonl
   c.checkpoint_every = 1000  # steps between orbax checkpoints
   c.keep_checkpoints = 3  # newest checkpoints kept
+  c.keep_best = True  # keep the best model by the periodic evaluations (longest front, then
+  # fewest errors) as the exported model WORKDIR/best: a run's front often peaks mid-run
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 1000  # steps between evaluations during training
@@ -249,6 +252,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(
       isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}"
     )
+  need(isinstance(c.keep_best, bool), f"keep_best: must be True or False, got {c.keep_best!r}")
   need(0.0 <= c.hard_mix < 1.0, f"hard_mix: must be in [0, 1), got {c.hard_mix!r}")
   need(
     c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,

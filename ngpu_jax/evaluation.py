@@ -33,6 +33,16 @@ def score(
   return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
 
 
+def generalization_front(results: dict[int, dict]) -> int:
+  """The longest evaluated length up to which every evaluated length is error-free (0: none)."""
+  front = 0
+  for length in sorted(results):
+    if results[length]["seq_error"] != 0.0:
+      break
+    front = length
+  return front
+
+
 def _batches(make: Callable[[int], data.Batch], examples: int, batch_size: int, mesh):
   """(batch, rows of it that count) until `examples` problems, each batch split evenly over
   the devices."""

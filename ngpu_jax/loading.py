@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ngpu_jax import checkpoint, parallel, steps, tasks
+from ngpu_jax import checkpoint, parallel, steps, tasks, workdir_files
 from ngpu_jax.workdir_files import CONFIG_FILE, config_to_dict, load_config
 
 # The shipped models are package data, so a wheel or `pip install git+...` has them too.
@@ -54,7 +54,7 @@ def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
   config = load_config(workdir)
   task = tasks.get_task(config.task)
   mesh = parallel.make_mesh()
-  if os.path.isdir(os.path.join(workdir, EXPORT_DIR)):
+  if workdir_files.is_model_dir(workdir):
     if average_steps:
       raise ValueError(f"{workdir} is an exported model: it has no checkpoints to average")
     params, step = load_exported(workdir, config, task, mesh)
@@ -85,7 +85,8 @@ def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
 
 
 # An exported model: config.json + params/ (orbax) + step.json; no optimizer state.
-EXPORT_DIR = "params"
+EXPORT_DIR = workdir_files.MODEL_PARAMS_DIR
+STEP_FILE = workdir_files.MODEL_STEP_FILE
 
 
 def load_exported(model_dir: str, config, task, mesh):
@@ -97,7 +98,7 @@ def load_exported(model_dir: str, config, task, mesh):
   params = ocp.StandardCheckpointer().restore(
     os.path.abspath(os.path.join(model_dir, EXPORT_DIR)), abstract
   )
-  with open(os.path.join(model_dir, "step.json")) as f:
+  with open(os.path.join(model_dir, STEP_FILE)) as f:
     return params, int(json.load(f)["step"])
 
 
@@ -123,20 +124,53 @@ def export(workdir: str, out: str) -> dict:
   params, config = collapse_averaged_copies(jax.device_get(loaded.params), loaded.config)
   if os.path.exists(out):
     raise FileExistsError(f"{out} exists; remove it first")
-  tmp = out.rstrip("/") + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(os.path.abspath(os.path.join(tmp, EXPORT_DIR)), params)
-  ckptr.wait_until_finished()  # the save is asynchronous; rename only what is complete
-  ckptr.close()
-  with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
-    json.dump(config_to_dict(config), f, indent=2)
-  with open(os.path.join(tmp, "step.json"), "w") as f:
-    json.dump({"step": loaded.step, "source": os.path.abspath(workdir)}, f)
-  os.replace(tmp, out)  # all or nothing
+  write_model(params, config, {"step": loaded.step, "source": os.path.abspath(workdir)}, out)
   return {
     "step": loaded.step,
     "relax_copies": config.relax.copies,
     "params": sum(int(np.size(a)) for a in jax.tree.leaves(params)),
   }
+
+
+def write_model(params, config, info: dict, out: str) -> None:
+  """Writes config.json, params/ and step.json (info, with "step") as `out`, all or nothing.
+
+  An existing `out` is replaced only once the new one is complete. params may be global
+  arrays spread over several processes: every process calls this, the main one renames.
+  """
+  main = parallel.is_main_process()
+  tmp, old = out.rstrip("/") + ".tmp", out.rstrip("/") + ".old"
+  if main:
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+  parallel.sync("write_model:" + out)
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(os.path.abspath(os.path.join(tmp, EXPORT_DIR)), params)
+  ckptr.wait_until_finished()  # the save is asynchronous; rename only what is complete
+  ckptr.close()
+  if main:
+    with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+      json.dump(config_to_dict(config), f, indent=2)
+    with open(os.path.join(tmp, STEP_FILE), "w") as f:
+      json.dump(info, f)
+    if os.path.exists(out):
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(out, old)  # a kill between the two renames leaves the old model as out.old
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+  parallel.sync("wrote_model:" + out)
+
+
+def read_model_info(model_dir: str) -> dict | None:
+  """step.json of a model directory written by write_model (None: there is none).
+
+  A directory that a kill left half-swapped (only out.old) is put back first.
+  """
+  old = model_dir.rstrip("/") + ".old"
+  if not os.path.isdir(model_dir) and os.path.isdir(old) and parallel.is_main_process():
+    os.replace(old, model_dir)
+  try:
+    with open(os.path.join(model_dir, STEP_FILE)) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None

@@ -9,6 +9,7 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -68,6 +69,12 @@ def seed_data_sharded(mesh: Mesh) -> NamedSharding:
 
 def is_main_process() -> bool:
   return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+  """Waits until every process gets here (a no-op in one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def global_batch(mesh: Mesh, *arrays: np.ndarray, seed_axis: bool = False) -> tuple[jax.Array, ...]:

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from ngpu_jax import (
+  best_model,
   checkpoint,
   configlib,
   console,
@@ -42,16 +43,6 @@ class WorkdirWriteError(RuntimeError):
 
 class _Rollback(Exception):
   """Non-finite numbers with rollbacks left: go back to the last checkpoint, lower the lr."""
-
-
-def generalization_front(results: dict[int, dict]) -> int:
-  """The longest evaluated length up to which every evaluated length is error-free (0: none)."""
-  front = 0
-  for length in sorted(results):
-    if results[length]["seq_error"] != 0.0:
-      break
-    front = length
-  return front
 
 
 def _errors(ms):
@@ -248,6 +239,7 @@ class _Run:
     self.reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
     self._optimizer = steps.make_optimizer(config)
     self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    self.best = best_model.BestModel(workdir) if config.keep_best else None
     self._layout = steps.bin_layout(config)  # all_buckets: the bins, grouped as packed
     self._prefetch = _Prefetcher(
       lambda step, cur_length: training_batches(config, task, step, cur_length, self._layout),
@@ -466,13 +458,17 @@ class _Run:
       lengths += [n for n in c.eval.far_lengths if n not in lengths]
     draw = self.step if c.eval.fresh else None
     results = self.evaluate(sorted(lengths), c.eval.examples, c.seed, draw)
-    front = generalization_front(results)
+    front = evaluation.generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
     self._log(
       f"eval at step {self.step}: "
       + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())
       + f"; exact up to length {front}"
     )
+    if self.best is not None and self.best.offer(
+      self.step, results, steps.eval_params(self.state), self.config
+    ):
+      self._log(f"the best model so far: {self.best.directory} (step {self.step})")
     if not c.stop_when_solved or self.sched.cur_length < c.curriculum.max_length:
       return False
     if not all(r["seq_error"] == 0.0 for r in results.values()):

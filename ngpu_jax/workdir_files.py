@@ -16,6 +16,14 @@ from ngpu_jax import configlib, tasks
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+# An exported model directory: CONFIG_FILE + MODEL_PARAMS_DIR (orbax) + MODEL_STEP_FILE.
+MODEL_PARAMS_DIR = "params"
+MODEL_STEP_FILE = "step.json"
+
+
+def is_model_dir(path: str) -> bool:
+  """An exported model (export, WORKDIR/best, the shipped ones), not a training run."""
+  return os.path.isdir(os.path.join(path, MODEL_PARAMS_DIR))
 
 
 class ConfigMismatchError(ValueError):

@@ -88,12 +88,16 @@ def _train_lines(workdir):
   return [m for m in workdir_files.read_metrics(str(workdir)) if m["kind"] == "train"]
 
 
-def _assert_same_run(a, b, exact=False):
+def _assert_same_params(a, b, exact=False):
   for x, y in zip(jax.tree.leaves(_params(a)), jax.tree.leaves(_params(b))):
     if exact:
       np.testing.assert_array_equal(x, y)
     else:
       np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def _assert_same_run(a, b, exact=False):
+  _assert_same_params(a, b, exact)
   la, lb = _train_lines(a), _train_lines(b)
   assert [m["step"] for m in la] == [m["step"] for m in lb]
   assert [m["cur_length"] for m in la] == [m["cur_length"] for m in lb]
@@ -111,6 +115,10 @@ def test_two_processes_match_one_process_and_resume_after_kill(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
   _assert_same_run(tmp_path / "two", tmp_path / "one2")
   _assert_same_run(tmp_path / "two", tmp_path / "one1")
+  # Both processes wrote the best model's params; it was chosen at the same step.
+  best = [loading.read_model_info(str(tmp_path / d / "best"))["step"] for d in ("two", "one2")]
+  assert best[0] == best[1]
+  _assert_same_params(tmp_path / "two" / "best", tmp_path / "one2" / "best")
 
   # Kill both processes once a checkpoint exists, then run the same commands again.
   killed = tmp_path / "killed"

@@ -8,6 +8,7 @@ import pytest
 from ngpu_jax import (
   configlib,
   data,
+  evaluation,
   experiment_files,
   loading,
   model,
@@ -338,9 +339,9 @@ def test_far_lengths_and_the_generalization_front(tmp_path):
 
 def test_generalization_front():
   r = lambda *errs: {n: {"seq_error": e} for n, e in zip((41, 51, 61, 401), errs)}
-  assert train.generalization_front(r(0.0, 0.0, 0.1, 0.0)) == 51
-  assert train.generalization_front(r(0.0, 0.0, 0.0, 0.0)) == 401
-  assert train.generalization_front(r(0.2, 0.0, 0.0, 0.0)) == 0
+  assert evaluation.generalization_front(r(0.0, 0.0, 0.1, 0.0)) == 51
+  assert evaluation.generalization_front(r(0.0, 0.0, 0.0, 0.0)) == 401
+  assert evaluation.generalization_front(r(0.2, 0.0, 0.0, 0.0)) == 0
 
 
 class _Canned:

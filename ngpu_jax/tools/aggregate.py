@@ -49,11 +49,16 @@ def define_flags():
 
 
 def find_workdirs(paths: list[str]) -> list[str]:
-  """Every directory at or below the paths that holds a config.json and metrics.jsonl."""
+  """Every directory at or below the paths that holds a config.json and metrics.jsonl, save
+  exported models (a run's best/, which `evaluate` may have given a metrics.jsonl)."""
   found = []
   for path in paths:
     for root, _, files in os.walk(path):
-      if workdir_files.CONFIG_FILE in files and "metrics.jsonl" in files:
+      if (
+        workdir_files.CONFIG_FILE in files
+        and workdir_files.METRICS_FILE in files
+        and not workdir_files.is_model_dir(root)
+      ):
         found.append(root)
   return sorted(found)
 

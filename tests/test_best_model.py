@@ -1,0 +1,101 @@
+"""The best model of a run, chosen on its periodic evaluations and kept as WORKDIR/best."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ngpu_jax import best_model, evaluation, loading, train, workdir_files
+from ngpu_jax.tools import aggregate
+
+from conftest import tiny_config
+
+
+def _results(**errors):
+  """{length: {seq_error, symbol_error}} from keyword args like n41=(0.0, 0.0)."""
+  return {int(k[1:]): {"seq_error": s, "symbol_error": y} for k, (s, y) in errors.items()}
+
+
+def test_rank_prefers_the_longer_front_then_fewer_errors():
+  exact51 = _results(n41=(0.0, 0.0), n51=(0.0, 0.0), n61=(1.0, 0.2))
+  exact41 = _results(n41=(0.0, 0.0), n51=(0.1, 0.01), n61=(0.5, 0.02))
+  none = _results(n41=(0.1, 0.01), n51=(0.0, 0.0), n61=(0.0, 0.0))
+  assert best_model.rank(exact51) > best_model.rank(exact41) > best_model.rank(none)
+  fewer_symbols = _results(n41=(0.0, 0.0), n51=(0.1, 0.005), n61=(0.5, 0.02))
+  assert best_model.rank(fewer_symbols) > best_model.rank(exact41)
+
+
+def _params(value):
+  return {"w": np.full((2, 3), value, np.float32)}
+
+
+def test_offer_keeps_only_a_better_model_and_compares_on_shared_lengths(tmp_path):
+  config = tiny_config()
+  best = best_model.BestModel(str(tmp_path))
+  assert best.info is None
+  assert best.offer(10, _results(n8=(0.5, 0.1), n12=(1.0, 0.3)), _params(1.0), config)
+  assert not best.offer(20, _results(n8=(0.5, 0.1), n12=(1.0, 0.3)), _params(2.0), config)  # tie
+  assert not best.offer(30, _results(n8=(0.6, 0.1)), _params(3.0), config)  # worse at 8
+  # Better at 8, the one length both measured, though 12 was not measured this time.
+  assert best.offer(40, _results(n8=(0.0, 0.0)), _params(4.0), config)
+  info = json.load(open(tmp_path / "best" / loading.STEP_FILE))
+  assert info["step"] == 40 and info["front"] == 8 and info["eval"] == {
+    "8": {"seq_error": 0.0, "symbol_error": 0.0}
+  }
+  # A new process reads the best so far back, and the model loads as any exported one.
+  again = best_model.BestModel(str(tmp_path))
+  assert again.info == info
+  assert not again.offer(50, _results(n8=(0.0, 0.0)), _params(5.0), config)
+  assert not (tmp_path / "best.tmp").exists() and not (tmp_path / "best.old").exists()
+
+
+def test_a_kill_between_the_renames_leaves_the_old_model_and_it_is_put_back(tmp_path):
+  config = tiny_config()
+  best_model.BestModel(str(tmp_path)).offer(10, _results(n8=(0.5, 0.1)), _params(1.0), config)
+  os.replace(tmp_path / "best", tmp_path / "best.old")  # as a kill after the first rename
+  best = best_model.BestModel(str(tmp_path))
+  assert best.info["step"] == 10 and (tmp_path / "best").is_dir()
+  assert not (tmp_path / "best.old").exists()
+
+
+@pytest.mark.slow
+def test_a_run_keeps_the_params_of_its_best_evaluation(tmp_path):
+  config = tiny_config(**{"num_steps": 40, "eval.lengths": (8, 12), "eval.examples": 16})
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  periodic = {}
+  for m in workdir_files.read_metrics(workdir):
+    if m["kind"] == "eval" and not workdir_files.is_final_eval(m):
+      periodic.setdefault(m["step"], {})[m["eval_length"]] = m
+  assert sorted(periodic) == [10, 20, 30, 40]
+  ranks = {step: best_model.rank(r) for step, r in periodic.items()}
+  best_step = min(ranks, key=lambda s: (tuple(-x for x in ranks[s]), s))  # ties: the earlier
+  info = json.load(open(os.path.join(workdir, "best", loading.STEP_FILE)))
+  assert info["step"] == best_step
+  # The kept params are those that were evaluated: the same fresh problems score the same.
+  loaded = loading.load_run(os.path.join(workdir, "best"))
+  assert loaded.step == best_step
+  again = evaluation.evaluate_lengths(
+    loaded.eval_step,
+    loaded.params,
+    loaded.task,
+    loaded.mesh,
+    [8, 12],
+    16,
+    config.eval.batch_size,
+    config.seed,
+    best_step,
+  )
+  for n in (8, 12):
+    assert again[n]["seq_error"] == periodic[best_step][n]["seq_error"]
+    assert again[n]["symbol_error"] == periodic[best_step][n]["symbol_error"]
+  # `evaluate` on it appends a metrics.jsonl there; results tables still count the run once.
+  reporter = workdir_files.MetricsWriter(os.path.join(workdir, "best"), True)
+  reporter.write("eval", best_step, {"eval_length": 8, **again[8], "source": "evaluate"})
+  reporter.close()
+  assert aggregate.find_workdirs([str(tmp_path)]) == [workdir]
+  # keep_best=False keeps nothing.
+  off = str(tmp_path / "off")
+  train.train_and_evaluate(tiny_config(keep_best=False), off)
+  assert not os.path.exists(os.path.join(off, "best"))
