@@ -45,7 +45,9 @@ class BestModel:
     self.info = {
       "step": step,
       "front": evaluation.generalization_front(results),
-      "eval": {str(n): {k: r[k] for k in ("seq_error", "symbol_error")} for n, r in results.items()},
+      "eval": {
+        str(n): {k: r[k] for k in ("seq_error", "symbol_error")} for n, r in results.items()
+      },
     }
     loading.write_model(params, config, self.info, self.directory)
     return True

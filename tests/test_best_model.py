@@ -40,9 +40,11 @@ def test_offer_keeps_only_a_better_model_and_compares_on_shared_lengths(tmp_path
   # Better at 8, the one length both measured, though 12 was not measured this time.
   assert best.offer(40, _results(n8=(0.0, 0.0)), _params(4.0), config)
   info = json.load(open(tmp_path / "best" / loading.STEP_FILE))
-  assert info["step"] == 40 and info["front"] == 8 and info["eval"] == {
-    "8": {"seq_error": 0.0, "symbol_error": 0.0}
-  }
+  assert (
+    info["step"] == 40
+    and info["front"] == 8
+    and info["eval"] == {"8": {"seq_error": 0.0, "symbol_error": 0.0}}
+  )
   # A new process reads the best so far back, and the model loads as any exported one.
   again = best_model.BestModel(str(tmp_path))
   assert again.info == info
