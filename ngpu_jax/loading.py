@@ -84,9 +84,8 @@ def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
   )
 
 
-# An exported model: config.json + params/ (orbax) + step.json; no optimizer state.
-EXPORT_DIR = workdir_files.MODEL_PARAMS_DIR
-STEP_FILE = workdir_files.MODEL_STEP_FILE
+# An exported model: config.json + params/ (orbax) + step.json (workdir_files names them);
+# no optimizer state.
 
 
 def load_exported(model_dir: str, config, task, mesh):
@@ -96,9 +95,9 @@ def load_exported(model_dir: str, config, task, mesh):
     jax.eval_shape(lambda: steps.init_params(config, task)),
   )
   params = ocp.StandardCheckpointer().restore(
-    os.path.abspath(os.path.join(model_dir, EXPORT_DIR)), abstract
+    os.path.abspath(os.path.join(model_dir, workdir_files.MODEL_PARAMS_DIR)), abstract
   )
-  with open(os.path.join(model_dir, STEP_FILE)) as f:
+  with open(os.path.join(model_dir, workdir_files.MODEL_STEP_FILE)) as f:
     return params, int(json.load(f)["step"])
 
 
@@ -145,13 +144,13 @@ def write_model(params, config, info: dict, out: str) -> None:
     os.makedirs(tmp)
   parallel.sync("write_model:" + out)
   ckptr = ocp.StandardCheckpointer()
-  ckptr.save(os.path.abspath(os.path.join(tmp, EXPORT_DIR)), params)
+  ckptr.save(os.path.abspath(os.path.join(tmp, workdir_files.MODEL_PARAMS_DIR)), params)
   ckptr.wait_until_finished()  # the save is asynchronous; rename only what is complete
   ckptr.close()
   if main:
     with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
       json.dump(config_to_dict(config), f, indent=2)
-    with open(os.path.join(tmp, STEP_FILE), "w") as f:
+    with open(os.path.join(tmp, workdir_files.MODEL_STEP_FILE), "w") as f:
       json.dump(info, f)
     if os.path.exists(out):
       shutil.rmtree(old, ignore_errors=True)
@@ -170,7 +169,7 @@ def read_model_info(model_dir: str) -> dict | None:
   if not os.path.isdir(model_dir) and os.path.isdir(old) and parallel.is_main_process():
     os.replace(old, model_dir)
   try:
-    with open(os.path.join(model_dir, STEP_FILE)) as f:
+    with open(os.path.join(model_dir, workdir_files.MODEL_STEP_FILE)) as f:
       return json.load(f)
   except FileNotFoundError:
     return None

@@ -39,7 +39,7 @@ def test_offer_keeps_only_a_better_model_and_compares_on_shared_lengths(tmp_path
   assert not best.offer(30, _results(n8=(0.6, 0.1)), _params(3.0), config)  # worse at 8
   # Better at 8, the one length both measured, though 12 was not measured this time.
   assert best.offer(40, _results(n8=(0.0, 0.0)), _params(4.0), config)
-  info = json.load(open(tmp_path / "best" / loading.STEP_FILE))
+  info = json.load(open(tmp_path / "best" / workdir_files.MODEL_STEP_FILE))
   assert (
     info["step"] == 40
     and info["front"] == 8
@@ -73,7 +73,7 @@ def test_a_run_keeps_the_params_of_its_best_evaluation(tmp_path):
   assert sorted(periodic) == [10, 20, 30, 40]
   ranks = {step: best_model.rank(r) for step, r in periodic.items()}
   best_step = min(ranks, key=lambda s: (tuple(-x for x in ranks[s]), s))  # ties: the earlier
-  info = json.load(open(os.path.join(workdir, "best", loading.STEP_FILE)))
+  info = json.load(open(os.path.join(workdir, "best", workdir_files.MODEL_STEP_FILE)))
   assert info["step"] == best_step
   # The kept params are those that were evaluated: the same fresh problems score the same.
   loaded = loading.load_run(os.path.join(workdir, "best"))
