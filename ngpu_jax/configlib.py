@@ -147,7 +147,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000  # steps between orbax checkpoints
   c.keep_checkpoints = 3  # newest checkpoints kept
   c.keep_best = True  # keep the best model by the periodic evaluations (longest front, then
-  # fewest errors) as the exported model WORKDIR/best: a run's front often peaks mid-run
+  # the furthest measured, then fewest errors) as the exported model WORKDIR/best: a run's
+  # front often peaks mid-run
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 1000  # steps between evaluations during training

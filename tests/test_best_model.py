@@ -61,6 +61,25 @@ def test_a_kill_between_the_renames_leaves_the_old_model_and_it_is_put_back(tmp_
   assert not (tmp_path / "best.old").exists()
 
 
+def test_a_far_evaluation_is_not_displaced_by_a_near_only_one(tmp_path):
+  # DNGPU bmul, seed 0: step 3,000 measured 401 (2% wrong), step 3,500 measured only up to
+  # 121 with fewer errors there, step 4,000 measured 401 again and collapsed there.
+  config = tiny_config()
+  best = best_model.BestModel(str(tmp_path))
+  assert best.offer(
+    3000, _results(n41=(0.03, 0.001), n121=(0.06, 0.001), n401=(0.02, 0.0001)), _params(1.0), config
+  )
+  assert not best.offer(
+    3500, _results(n41=(0.02, 0.001), n121=(0.01, 0.0001)), _params(2.0), config
+  )
+  assert not best.offer(
+    4000, _results(n41=(0.02, 0.001), n121=(0.01, 0.0001), n401=(1.0, 0.3)), _params(3.0), config
+  )
+  assert best.info["step"] == 3000
+  # A near-only evaluation with a longer front still wins: the front comes first.
+  assert best.offer(4500, _results(n41=(0.0, 0.0), n121=(0.5, 0.01)), _params(4.0), config)
+
+
 @pytest.mark.slow
 def test_a_run_keeps_the_params_of_its_best_evaluation(tmp_path):
   config = tiny_config(**{"num_steps": 40, "eval.lengths": (8, 12), "eval.examples": 16})
