@@ -469,7 +469,7 @@ def test_old_runs_load_with_the_settings_they_had():
   assert filled["eval"]["fresh"] is False and filled["eval"]["far_lengths"] == []
   assert workdir_files.with_defaults(new)["relax"]["init"] == "independent"
   # The results table tells the two apart.
-  assert aggregate._variant(new) == "paper"  # pylint: disable=protected-access
+  assert aggregate._variant(new) == "paper, reference protocol"  # pylint: disable=protected-access
   assert aggregate._variant(old) == "paper, previous protocol"  # pylint: disable=protected-access
   old["relax"]["init"] = "independent"  # one earlier setting alone is named as a field
   label = aggregate._variant(old)  # pylint: disable=protected-access

@@ -241,7 +241,7 @@ def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
   row = next(
     line
     for line in proc.stdout.splitlines()
-    if line.startswith("| badd | paper |")
+    if line.startswith("| badd | paper, reference protocol |")
     and "n=" in line
     and "step" not in line
     and "(seed" not in line
@@ -252,7 +252,9 @@ def test_aggregate_compares_runs_at_equal_steps_and_pivots_probes(tmp_path):
   assert cells[2] == "0.750 / 0.0750 (0.50, 1.00; n=2/2)"
   assert cells[3] == "0.250 / 0.0250 (0.25; n=1/2)"  # seed 1 stopped before step 1000
   main_row = next(
-    line for line in proc.stdout.splitlines() if line.startswith("| badd | paper | 2 |")
+    line
+    for line in proc.stdout.splitlines()
+    if line.startswith("| badd | paper, reference protocol | 2 |")
   )
   main_cells = [c.strip() for c in main_row.strip("|").split("|")]
   assert main_cells[9] == "950"  # median final step

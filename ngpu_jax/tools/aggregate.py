@@ -97,7 +97,7 @@ def _variant(config: dict) -> str:
   ]
   if previous and all(p in labels for p in previous):
     labels = ["paper, previous protocol"] + [x for x in labels if x not in previous]
-  return "; ".join(labels) or "paper"
+  return "; ".join(labels) or "paper, reference protocol"
 
 
 def _last_step(entries: list[dict]) -> list[dict]:
