@@ -41,9 +41,11 @@ Robustness training (10% of every batch from the hard-case probe families):
 
 Expected result (the reference protocol): the reference reports binary multiplication
 learned in well under 2,000 steps and < 1% symbol error at 100x the training length in every
-run. Measured here: bmul seed 0 on 2 CPU cores, at step 2,000 of 20,000 (88 minutes), 5-9% of
-rows wrong at every length from 41 to 201 and 13% at 401 (0.07% of symbols); 4-7% from 41 to
-121 at step 2,500, where it is committed; it resumes with
+run. Measured here: bmul seed 0 on 2 CPU cores, 5-9% of rows wrong at every length from 41
+to 201 at step 2,000 (88 minutes), 0-2% at every length from 41 to 401 from step 5,000 on;
+its best model (step 7,000) is wrong in 2 of 512 rows at 41 and 4 of 512 at 401 (0.002% of
+symbols) and in 24 of 32 products of two powers of two at 401. Committed at step 10,000
+(228 minutes); it resumes with
   nice -n 19 python -m ngpu_jax.main --config=experiments/dngpu.py:bmul \
       --workdir=results/long/dngpu_bmul_reference_seed0 --config.keep_checkpoints=1
 With the earlier protocol ('previous'):
