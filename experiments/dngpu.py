@@ -38,14 +38,22 @@ exact at 41 from 2,000 on, but 61 wrong in every row from 2,000 on, 401 at every
   python -m ngpu_jax.main --config=experiments/dngpu.py:badd,light_dropout --workdir=runs/dngpu_badd_d01
 Robustness training (10% of every batch from the hard-case probe families):
   python -m ngpu_jax.main --config=experiments/dngpu.py:badd,robust --workdir=runs/dngpu_badd_robust
+The same, fine-tuning the bmul run's step-10,000 parameters (results/long; at step 4,000: zero
+runs reach a little further, but 84% of random 200-bit products wrong where it started at 3%):
+  python -m ngpu_jax.main --config=experiments/dngpu.py:bmul,robust \
+      --workdir=results/long/dngpu_bmul_hard_cases_from_step10000_seed0 \
+      --config.init_from=results/long/dngpu_bmul_hard_cases_from_step10000_seed0/start \
+      --config.optim.learning_rate=0.0005 --config.num_steps=5000 --config.keep_checkpoints=1 \
+      --config.variant='dngpu + 10% hard cases, from reference step 10,000, lr 0.0005'
 
 Expected result (the reference protocol): the reference reports binary multiplication
 learned in well under 2,000 steps and < 1% symbol error at 100x the training length in every
 run. Measured here: bmul seed 0 on 2 CPU cores, 5-9% of rows wrong at every length from 41
 to 201 at step 2,000 (88 minutes), 0-2% at every length from 41 to 401 from step 5,000 on;
 its best model (step 7,000) is wrong in 2 of 512 rows at 41 and 4 of 512 at 401 (0.002% of
-symbols) and in 24 of 32 products of two powers of two at 401. Committed at step 10,000
-(228 minutes); it resumes with
+symbols) and in 24 of 32 products of two powers of two at 401: an operand with a run of
+zeros longer than about 25-40 digits loses the product. Committed at step 12,000
+(261 minutes; 3 and 4 of 512 rows wrong at 41 and 401); it resumes with
   nice -n 19 python -m ngpu_jax.main --config=experiments/dngpu.py:bmul \
       --workdir=results/long/dngpu_bmul_reference_seed0 --config.keep_checkpoints=1
 With the earlier protocol ('previous'):

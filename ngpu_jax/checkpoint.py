@@ -118,5 +118,11 @@ class Checkpointer:
       logging.warning("closing the checkpoint manager: %s", _first_line(e))
 
 
+def has_checkpoint(workdir: str) -> bool:
+  """Whether workdir holds a finished checkpoint (orbax names them by their step alone)."""
+  directory = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
 def _first_line(e: Exception) -> str:
   return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"

@@ -48,6 +48,10 @@ def base(task: str) -> ml_collections.ConfigDict:
   # (the DNGPU writes bmul answers so); evaluation and predict follow
   c.hard_mix = 0.0  # fraction of every training batch drawn from the task's hard-case probe
   # families instead of random operands (robustness training); arithmetic only
+  c.init_from = ""  # start from these parameters instead of random ones (fine-tuning): a run
+  # directory (its newest checkpoint), an exported model such as a run's best/, or a shipped
+  # model's name; the step, optimizer and schedule start fresh. Ignored once the run has a
+  # checkpoint, so the run resumes as any other.
   c.data_generator = (
     "vectorized"  # training problems a batch at a time (fastgen), or 'exact': one by one
   )
@@ -254,6 +258,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
       isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}"
     )
   need(isinstance(c.keep_best, bool), f"keep_best: must be True or False, got {c.keep_best!r}")
+  need(
+    isinstance(c.init_from, str), f"init_from: must be a path or a model name, got {c.init_from!r}"
+  )
   need(0.0 <= c.hard_mix < 1.0, f"hard_mix: must be in [0, 1), got {c.hard_mix!r}")
   need(
     c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,

@@ -21,7 +21,7 @@ from ngpu_jax.workdir_files import CONFIG_FILE, config_to_dict, load_config
 PRETRAINED_DIR = str(importlib.resources.files("ngpu_jax") / "pretrained")
 
 
-def resolve_model(model: str) -> str:
+def resolve_model(model: str, flag: str = "--model") -> str:
   """A workdir path as given, or the directory of the shipped model of that name."""
   if os.path.isdir(model):
     return model
@@ -30,7 +30,7 @@ def resolve_model(model: str) -> str:
     return shipped
   known = sorted(os.listdir(PRETRAINED_DIR)) if os.path.isdir(PRETRAINED_DIR) else []
   raise FileNotFoundError(
-    f"--model {model!r} is neither a run directory nor a shipped model "
+    f"{flag} {model!r} is neither a run directory nor a shipped model "
     f"(shipped: {', '.join(known) or 'none'})"
   )
 
@@ -99,6 +99,35 @@ def load_exported(model_dir: str, config, task, mesh):
   )
   with open(os.path.join(model_dir, workdir_files.MODEL_STEP_FILE)) as f:
     return params, int(json.load(f)["step"])
+
+
+def initial_params(config, task) -> tuple[Any, int, str]:
+  """(host params, their step, source directory) named by config.init_from.
+
+  Raises ValueError, naming what differs, unless the source was trained on the same task
+  and its parameters have this config's shapes (other fields, e.g. dropout, may differ).
+  """
+  source = resolve_model(config.init_from, "init_from:")
+  loaded = load_run(source)
+  if loaded.task.name != task.name:
+    raise ValueError(
+      f"init_from: {source} was trained on {loaded.task.name}, this run is {task.name}"
+    )
+  want = jax.eval_shape(lambda: steps.init_params(config, task))
+  got = jax.device_get(loaded.params)
+  want_leaves = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree.leaves_with_path(want)}
+  got_leaves = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree.leaves_with_path(got)}
+  differ = [
+    f"{k}: {got_leaves.get(k, 'missing')} there, {want_leaves.get(k, 'missing')} here"
+    for k in sorted(want_leaves.keys() | got_leaves.keys())
+    if want_leaves.get(k) != got_leaves.get(k)
+  ]
+  if differ:
+    raise ValueError(
+      f"init_from: the parameters of {source} do not fit this config's model "
+      f"({len(differ)} differ; {'; '.join(differ[:3])})"
+    )
+  return got, loaded.step, source
 
 
 def collapse_averaged_copies(params, config):

@@ -71,6 +71,7 @@ def main(argv):
     _main_packed(config)
     return
   try:
+    train.check_init_from(config, _WORKDIR.value)
     workdir_files.check_or_write_config(
       _WORKDIR.value, config, _ALLOW.value, write=parallel.is_main_process()
     )
@@ -105,6 +106,7 @@ def _main_packed(config):
     seeds, workdirs = packed_workdirs(_WORKDIR.value, _SEEDS.value)
     for c, w in zip(packed.seed_configs(config, seeds), workdirs):  # all checked before any write
       configlib.validate(c)
+      train.check_init_from(c, w)
       workdir_files.check_or_write_config(w, c, _ALLOW.value, write=False)
   except (ValueError, OSError) as e:
     console.fail(str(e))

@@ -63,6 +63,23 @@ def _max_times_random(rng, base, k, count):
   return [(base**k - 1, _rand(rng, base, k)) for _ in range(count)]
 
 
+def _zero_run(rng, base, k, count):
+  """Random operands, one of them (a, then b, alternately) zero over half its digits in a row.
+
+  Random k-digit operands hold zero runs of about log_base(k) digits, so training up to
+  20 digits never shows a run longer than 20; a model can multiply random 200-digit
+  numbers exactly and still answer 0 once a run outgrows the training range.
+  """
+  pairs = []
+  for i in range(count):
+    run = k // 2
+    start = int(rng.integers(0, k - run + 1))
+    hole = _rand(rng, base, start) + _rand(rng, base, k - start - run) * base ** (start + run)
+    other = _rand(rng, base, k)
+    pairs.append((hole, other) if i % 2 == 0 else (other, hole))
+  return pairs
+
+
 ADD_FAMILIES: dict[str, Family] = {
   "max_plus_one": _max_plus_one,
   "max_plus_max": _all_max,
@@ -74,6 +91,7 @@ MUL_FAMILIES: dict[str, Family] = {
   "powers_of_base": _powers,
   "max_times_max": _all_max,
   "max_times_random": _max_times_random,
+  "zero_run": _zero_run,
 }
 
 

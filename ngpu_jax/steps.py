@@ -63,16 +63,17 @@ def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Pa
   )
 
 
-def init_state(config, task, optimizer, mesh) -> TrainState:
-  """The step-0 state, created directly with replicated sharding."""
+def init_state(config, task, optimizer, mesh, params=None) -> TrainState:
+  """The step-0 state, created directly with replicated sharding; params: given ones instead
+  of fresh random ones (the parameter average, if kept, starts from them too)."""
 
-  def init():
-    params = init_params(config, task)
+  def init(params):
+    params = init_params(config, task) if params is None else params
     return TrainState(
       step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params)
     )
 
-  return jax.jit(init, out_shardings=parallel.replicated(mesh))()
+  return jax.jit(init, out_shardings=parallel.replicated(mesh))(params)
 
 
 def abstract_state(config, task, optimizer, mesh) -> TrainState:

@@ -23,6 +23,7 @@ from ngpu_jax import (
   console,
   data,
   evaluation,
+  loading,
   optim,
   parallel,
   probes,
@@ -264,7 +265,12 @@ class _Run:
     self._prefetch.stop()  # its batches are for steps past the one restored
     restored = self.ckpt.restore(steps.abstract_state(c, self.task, self._optimizer, self.mesh))
     if restored is None:
-      self.state = steps.init_state(c, self.task, self._optimizer, self.mesh)
+      params = None
+      if c.init_from:
+        params, source_step, source = loading.initial_params(c, self.task)
+        self.reporter.write("init_from", 0, {"source": source, "source_step": source_step})
+        self._log(f"starting from the parameters of {source} (its step {source_step})")
+      self.state = steps.init_state(c, self.task, self._optimizer, self.mesh, params)
       no_curriculum = c.curriculum.mode == "all_buckets"
       self.sched = schedule.Schedule(
         cur_length=c.curriculum.max_length if no_curriculum else c.curriculum.start_length,
@@ -565,6 +571,13 @@ class _Run:
     self.ckpt.close()
 
 
+def check_init_from(config, workdir: str) -> None:
+  """Raises (ValueError, OSError) if a run without a checkpoint yet cannot start from
+  config.init_from: checked before anything is written."""
+  if config.init_from and not checkpoint.has_checkpoint(workdir):
+    loading.initial_params(config, tasks.get_task(config.task))
+
+
 def checked_mesh(config: ml_collections.ConfigDict):
   """The device mesh, once the batch is known to split evenly over it."""
   mesh = parallel.make_mesh()
@@ -589,6 +602,7 @@ def train_and_evaluate(
   """
   configlib.validate(config)
   task = tasks.get_task(config.task)
+  check_init_from(config, workdir)
   workdir_files.check_or_write_config(
     workdir, config, allow_config_change, write=parallel.is_main_process()
   )

@@ -45,6 +45,10 @@ def test_family_structure():
   assert b.y_BxW[0, :21].tolist() == [1] * 20 + [2]  # 2^20 - 1 + 1 = 1 followed by 20 zeros
   b = probes.probe_batch(bmul, "one_digit_padded", rng, 41, 2)
   assert b.x_BxW[:, 1:20].max() == 1 and b.x_BxW[:, 21:41].max() == 2  # zeros but the lowest digit
+  b = probes.probe_batch(bmul, "zero_run", rng, 41, 4)
+  for i, row in enumerate(b.x_BxW.tolist()):
+    hole = "".join(str(s) for s in (row[:20] if i % 2 == 0 else row[21:41]))
+    assert "1" * 10 in hole  # symbol 1 = digit 0: half the operand zero in a row
   for a, c in probes._carry_chain_at_random_position(rng, 2, 20, 50):  # pylint: disable=protected-access
     assert (a + c) >> 20 == 1  # the carry always leaves the top digit
 

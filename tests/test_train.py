@@ -1,6 +1,7 @@
 """Training: golden loss, exact resume, determinism, and a model that learns."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -124,6 +125,40 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
   assert _train_lines(tmp_path / "full") == _train_lines(tmp_path / "split")
   with open(tmp_path / "split" / "config.json") as f:
     assert json.load(f)["num_steps"] == 20
+
+
+def test_init_from_starts_from_another_runs_parameters_and_refuses_a_misfit(tmp_path, monkeypatch):
+  source = str(tmp_path / "source")
+  train.train_and_evaluate(tiny_config(num_steps=5, **{"optim.ema_decay": 0.9}), source)
+  started = []
+  init_state = steps.init_state
+
+  def recording(*args):
+    state = init_state(*args)
+    started.append(jax.device_get(state))  # training donates the state's buffers
+    return state
+
+  monkeypatch.setattr(steps, "init_state", recording)
+  tune = tiny_config(num_steps=5, init_from=source, hard_mix=0.25, **{"model.dropout": 0.0})
+  train.train_and_evaluate(tune, str(tmp_path / "tune"))
+  _assert_same(started[0].params, _params(source))  # the source's averaged parameters
+  assert int(started[0].step) == 0
+  lines = workdir_files.read_metrics(str(tmp_path / "tune"))
+  assert [m["source_step"] for m in lines if m["kind"] == "init_from"] == [5]
+  # Once it has a checkpoint the run resumes from it: the source is no longer read.
+  os.rename(source, source + ".gone")
+  tune.num_steps = 8
+  assert train.train_and_evaluate(tune, str(tmp_path / "tune"))["step"] == 8
+  os.rename(source + ".gone", source)
+
+  for config, error in [
+    (tiny_config(init_from=source, **{"model.maps": 6}), r"do not fit .*\(\d+ differ"),
+    (tiny_config("bmul", init_from=source), "was trained on badd, this run is bmul"),
+    (tiny_config(init_from=str(tmp_path / "nowhere")), "neither a run directory"),
+  ]:
+    with pytest.raises((ValueError, FileNotFoundError), match=error):
+      train.train_and_evaluate(config, str(tmp_path / "misfit"))
+    assert not os.path.exists(tmp_path / "misfit" / "config.json")  # nothing written
 
 
 @pytest.mark.slow
