@@ -70,9 +70,8 @@ def _zero_run(rng, base, k, count):
   20 digits never shows a run longer than 20; a model can multiply random 200-digit
   numbers exactly and still answer 0 once a run outgrows the training range.
   """
-  pairs = []
+  pairs, run = [], k // 2
   for i in range(count):
-    run = k // 2
     start = int(rng.integers(0, k - run + 1))
     hole = _rand(rng, base, start) + _rand(rng, base, k - start - run) * base ** (start + run)
     other = _rand(rng, base, k)

@@ -234,8 +234,11 @@ class _Run:
   compiled: shared jitted functions (see Compiled); label: a prefix of its console lines.
   """
 
-  def __init__(self, config, workdir, mesh, task, on_log=None, compiled=None, label=""):
+  def __init__(
+    self, config, workdir, mesh, task, on_log=None, compiled=None, label="", initial=None
+  ):
     self.config, self.workdir, self.mesh, self.task = config, workdir, mesh, task
+    self._initial = initial  # loading.initial_params of config.init_from, if already loaded
     self.on_log, self.label = on_log, label
     self.reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
     self._optimizer = steps.make_optimizer(config)
@@ -267,7 +270,9 @@ class _Run:
     if restored is None:
       params = None
       if c.init_from:
-        params, source_step, source = loading.initial_params(c, self.task)
+        if self._initial is None:  # kept: a rollback to step 0 starts from them again
+          self._initial = loading.initial_params(c, self.task)
+        params, source_step, source = self._initial
         self.reporter.write("init_from", 0, {"source": source, "source_step": source_step})
         self._log(f"starting from the parameters of {source} (its step {source_step})")
       self.state = steps.init_state(c, self.task, self._optimizer, self.mesh, params)
@@ -571,11 +576,12 @@ class _Run:
     self.ckpt.close()
 
 
-def check_init_from(config, workdir: str) -> None:
-  """Raises (ValueError, OSError) if a run without a checkpoint yet cannot start from
-  config.init_from: checked before anything is written."""
+def check_init_from(config, workdir: str):
+  """loading.initial_params of config.init_from for a run without a checkpoint yet (else
+  None): raises (ValueError, OSError) before anything is written if it cannot start there."""
   if config.init_from and not checkpoint.has_checkpoint(workdir):
-    loading.initial_params(config, tasks.get_task(config.task))
+    return loading.initial_params(config, tasks.get_task(config.task))
+  return None
 
 
 def checked_mesh(config: ml_collections.ConfigDict):
@@ -602,12 +608,12 @@ def train_and_evaluate(
   """
   configlib.validate(config)
   task = tasks.get_task(config.task)
-  check_init_from(config, workdir)
+  initial = check_init_from(config, workdir)
   workdir_files.check_or_write_config(
     workdir, config, allow_config_change, write=parallel.is_main_process()
   )
   mesh = checked_mesh(config)
-  run = _Run(config, workdir, mesh, task, on_log)
+  run = _Run(config, workdir, mesh, task, on_log, initial=initial)
   console.log(
     f"{task.name}: {config.num_steps} steps, batch {config.batch_size} over "
     f"{mesh.devices.size} device(s), {jax.device_count()} device(s) in "
