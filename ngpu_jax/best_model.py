@@ -7,9 +7,10 @@ model directory, WORKDIR/best (config.json, params/, step.json with its step and
 which every tool that takes --model or --workdir loads.
 """
 
+import json
 import os
 
-from ngpu_jax import evaluation, loading
+from ngpu_jax import evaluation, loading, parallel, workdir_files
 
 BEST_DIR = "best"
 
@@ -56,3 +57,34 @@ class BestModel:
     }
     loading.write_model(params, config, self.info, self.directory)
     return True
+
+  def rescore(self, lengths, gate: float, score, load) -> list[int]:
+    """Scores the kept model at the `lengths` its record lacks; returns those scored.
+
+    A run resumed with new far lengths would otherwise rank every later evaluation, which
+    measured further, above a kept model that was never asked. Shortest first, stopping past a
+    length wrong beyond `gate` as the periodic evaluation does. score(params, lengths) ->
+    {length: result}; load(directory) -> params.
+    """
+    if self.info is None:
+      return []
+    record = {int(n): r for n, r in self.info["eval"].items()}
+    params, scored = None, []
+    for n in sorted(set(lengths) - set(record)):
+      shorter = [m for m in record if m < n]
+      if shorter and record[max(shorter)]["seq_error"] > gate:
+        break
+      params = load(self.directory) if params is None else params
+      record.update({n: score(params, [n])[n]})
+      scored.append(n)
+    if scored:
+      self.info["eval"] = {
+        str(n): {k: r[k] for k in ("seq_error", "symbol_error")} for n, r in sorted(record.items())
+      }
+      self.info["front"] = evaluation.generalization_front(record)
+      if parallel.is_main_process():
+        path = os.path.join(self.directory, workdir_files.MODEL_STEP_FILE)
+        with open(path + ".tmp", "w") as f:
+          json.dump(self.info, f)
+        os.replace(path + ".tmp", path)
+    return scored

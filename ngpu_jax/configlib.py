@@ -161,6 +161,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.eval.lengths = (41, 51, 61, 81, 121)
   c.eval.far_lengths = (201, 401)  # evaluated every far_every steps only (they cost W^2)
   c.eval.far_every = 5000
+  c.eval.far_gate = 1.0  # a far length is measured only while the longest length measured before
+  # it has at most this sequence error (1.0: always; the original tests 401 only under 0.05)
   c.eval.examples = 128  # random examples per length
   c.eval.fresh = True  # new problems at every evaluation (False: the same ones each time)
   c.eval.batch_size = 64  # examples per forward pass (memory bound at long lengths)
@@ -455,6 +457,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     )
     need(c[group].examples > 0, f"{group}.examples: must be positive")
   need(c.eval.batch_size > 0, "eval.batch_size: must be positive")
+  need(
+    0.0 <= c.eval.far_gate <= 1.0,
+    f"eval.far_gate: must be a sequence error in [0, 1], got {c.eval.far_gate!r}",
+  )
   need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")
   long_lengths = tuple(c.final_eval.long_lengths)
   need(

@@ -254,6 +254,8 @@ class _Run:
     self._adjust, self._all_finite = fns.adjust, fns.all_finite
     self._restore()
     self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
+    if self.best is not None:
+      self._rescore_best()
     # The lr lives in the optimizer state; set it from the config, so that a run
     # resumed with another --config.optim.learning_rate uses it.
     self._apply(average=False)
@@ -287,6 +289,27 @@ class _Run:
       self.sched = schedule.Schedule.from_json(sched_json)
     self.step = int(self.state.step)
     self.last_saved = self.step if restored is not None else None
+
+  def _rescore_best(self) -> None:
+    """The kept best model, scored at eval lengths it was not (the run's far lengths grew)."""
+    c, step = self.config, self.best.info["step"] if self.best.info else 0
+
+    def score(params, lengths):
+      draw = step if c.eval.fresh else None
+      return evaluation.evaluate_lengths(
+        self._eval_step, params, self.task, self.mesh, lengths, c.eval.examples,
+        c.eval.batch_size, c.seed, draw,
+      )  # fmt: skip
+
+    load = lambda directory: loading.load_exported(directory, c, self.task, self.mesh)[0]
+    lengths = tuple(c.eval.lengths) + tuple(c.eval.far_lengths)
+    scored = self.best.rescore(lengths, c.eval.far_gate, score, load)
+    if scored:
+      record = self.best.info["eval"]
+      self._log(
+        f"the best model (step {step}) scored at the new lengths: "
+        + ", ".join(f"len {n}: seq_err {record[str(n)]['seq_error']:.3f}" for n in scored)
+      )
 
   def _log(self, text: str) -> None:
     console.log(self.label + text)
@@ -464,11 +487,16 @@ class _Run:
   def periodic_eval(self) -> bool:
     """The evaluation of eval.every (far lengths every eval.far_every); True once solved."""
     c = self.config
-    lengths = list(c.eval.lengths)
+    far = []
     if self.step % c.eval.far_every == 0:
-      lengths += [n for n in c.eval.far_lengths if n not in lengths]
+      far = sorted(n for n in c.eval.far_lengths if n not in c.eval.lengths)
     draw = self.step if c.eval.fresh else None
-    results = self.evaluate(sorted(lengths), c.eval.examples, c.seed, draw)
+    results = self.evaluate(sorted(c.eval.lengths), c.eval.examples, c.seed, draw)
+    for n in far:  # shortest first; past a length wrong beyond the gate, longer ones only cost
+      if results[max(results)]["seq_error"] > c.eval.far_gate:
+        break
+      results.update(self.evaluate([n], c.eval.examples, c.seed, draw))
+    results = dict(sorted(results.items()))
     front = evaluation.generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
     self._log(

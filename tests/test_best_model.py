@@ -80,6 +80,35 @@ def test_a_far_evaluation_is_not_displaced_by_a_near_only_one(tmp_path):
   assert best.offer(4500, _results(n41=(0.0, 0.0), n121=(0.5, 0.01)), _params(4.0), config)
 
 
+def test_rescore_asks_the_kept_model_the_lengths_its_record_lacks(tmp_path):
+  # bmul seed 0, resumed with 801 and 1601 added: the step-7,000 model was measured to 401 only.
+  config = tiny_config()
+  best = best_model.BestModel(str(tmp_path))
+  best.offer(7000, _results(n41=(0.0, 0.0), n401=(0.01, 1e-5)), _params(7.0), config)
+  asked, loaded = [], []
+  seq_error = {801: 0.06, 1601: 0.6, 3201: 1.0}
+
+  def score(params, lengths):
+    assert float(params["w"][0, 0]) == 7.0
+    asked.extend(lengths)
+    return {n: {"seq_error": seq_error[n], "symbol_error": 0.001} for n in lengths}
+
+  def load(directory):
+    loaded.append(directory)
+    return _params(7.0)
+
+  lengths = (41, 401, 801, 1601, 3201)
+  assert best.rescore(lengths, 0.5, score, load) == [801, 1601]  # past 1601 (0.6): gated out
+  assert asked == [801, 1601] and len(loaded) == 1
+  info = best_model.BestModel(str(tmp_path)).info  # written to step.json
+  assert info["step"] == 7000 and sorted(map(int, info["eval"])) == [41, 401, 801, 1601]
+  assert info["eval"]["801"] == {"seq_error": 0.06, "symbol_error": 0.001}
+  # Now a later evaluation to 801 no longer outranks it by having measured further.
+  later = _results(n41=(0.0, 0.0), n401=(0.01, 1e-5), n801=(0.44, 0.1))
+  assert not best.offer(13000, later, _params(13.0), config)
+  assert best.rescore(lengths, 0.5, score, load) == [] and asked == [801, 1601]
+
+
 @pytest.mark.slow
 def test_a_run_keeps_the_params_of_its_best_evaluation(tmp_path):
   config = tiny_config(**{"num_steps": 40, "eval.lengths": (8, 12), "eval.examples": 16})
@@ -120,3 +149,20 @@ def test_a_run_keeps_the_params_of_its_best_evaluation(tmp_path):
   off = str(tmp_path / "off")
   train.train_and_evaluate(tiny_config(keep_best=False), off)
   assert not os.path.exists(os.path.join(off, "best"))
+
+
+@pytest.mark.slow
+def test_a_resumed_run_scores_its_best_model_at_its_new_far_lengths(tmp_path):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(), workdir)
+  before = best_model.BestModel(workdir).info
+  assert list(before["eval"]) == ["8"]
+  grown = tiny_config(**{"eval.far_lengths": (12,), "eval.far_every": 10})
+  train.train_and_evaluate(grown, workdir)  # at num_steps already: resumes, scores, stops
+  after = best_model.BestModel(workdir).info
+  assert after["step"] == before["step"] and sorted(after["eval"]) == ["12", "8"]
+  loaded = loading.load_run(os.path.join(workdir, "best"))
+  again = evaluation.evaluate_lengths(
+    loaded.eval_step, loaded.params, loaded.task, loaded.mesh, [12], 8, 8, 0, before["step"]
+  )
+  assert after["eval"]["12"]["seq_error"] == again[12]["seq_error"]

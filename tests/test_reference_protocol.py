@@ -337,6 +337,40 @@ def test_far_lengths_and_the_generalization_front(tmp_path):
   configlib.validate(tiny_config(**{"eval.far_every": 15}))  # no far lengths: not used
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "gate, measured", [(1.0, [8, 9, 12, 16]), (0.5, [8, 9, 12]), (0.2, [8, 9])]
+)
+def test_far_lengths_stop_past_a_length_wrong_beyond_the_gate(
+  tmp_path, monkeypatch, gate, measured
+):
+  seq_error = {8: 0.0, 9: 0.3, 12: 0.6, 16: 1.0}
+  asked = []
+
+  def scores(eval_step, params, task, mesh, lengths, *rest):
+    asked.extend(lengths)
+    return {n: {"seq_error": seq_error[n], "symbol_error": 0.0, "examples": 8} for n in lengths}
+
+  monkeypatch.setattr(train.evaluation, "evaluate_lengths", scores)
+  config = tiny_config(
+    **{
+      "eval.lengths": (8, 9),
+      "eval.far_lengths": (16, 12),
+      "eval.far_every": 10,
+      "eval.far_gate": gate,
+      "num_steps": 10,
+      "final_eval.lengths": (),
+    }
+  )
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  assert asked == measured
+  fronts = [m["lengths"] for m in workdir_files.read_metrics(workdir) if m["kind"] == "front"]
+  assert fronts == [measured]
+  with pytest.raises(ValueError, match="eval.far_gate"):
+    configlib.validate(tiny_config(**{"eval.far_gate": 1.5}))
+
+
 def test_generalization_front():
   r = lambda *errs: {n: {"seq_error": e} for n, e in zip((41, 51, 61, 401), errs)}
   assert evaluation.generalization_front(r(0.0, 0.0, 0.1, 0.0)) == 51
