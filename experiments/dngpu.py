@@ -56,8 +56,9 @@ zeros longer than about 25-40 digits loses the product. Further out the same bes
 is 5% wrong at 801, 15% at 1601 and 84% at 4001 (64 products of 2000-bit numbers, 0.74% of
 digits wrong: the reference's per-symbol claim, not exact), while steps 10,000 and 12,000,
 as good to 401, are 44-50% wrong at 801 and at chance from 1201 (docs/findings.md); the
-evaluation therefore goes on to 801 and 1601 (gated). Committed at step 12,000
-(261 minutes; 3 and 4 of 512 rows wrong at 41 and 401); it resumes with
+evaluation therefore goes on to 801 and 1601 (gated). Steps 12,000-17,000 (learning rate
+at its floor) stay 0-2% wrong to 401 and 41-49% wrong at 801 (344 minutes to step 17,000 by
+train_seconds); the run resumes with
   nice -n 19 python -m ngpu_jax.main --config=experiments/dngpu.py:bmul \
       --workdir=results/long/dngpu_bmul_reference_seed0 --config.keep_checkpoints=1
 With the earlier protocol ('previous'):
