@@ -33,11 +33,12 @@ def score(
   return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
 
 
-def generalization_front(results: dict[int, dict]) -> int:
-  """The longest evaluated length up to which every evaluated length is error-free (0: none)."""
+def generalization_front(results: dict[int, dict], tolerance: float = 0.0) -> int:
+  """The longest evaluated length up to which every evaluated length is error-free (0: none);
+  with a tolerance, up to which none has a larger sequence error than it."""
   front = 0
   for length in sorted(results):
-    if results[length]["seq_error"] != 0.0:
+    if results[length]["seq_error"] > tolerance:
       break
     front = length
   return front

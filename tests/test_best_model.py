@@ -80,6 +80,25 @@ def test_a_far_evaluation_is_not_displaced_by_a_near_only_one(tmp_path):
   assert best.offer(4500, _results(n41=(0.0, 0.0), n121=(0.5, 0.01)), _params(4.0), config)
 
 
+def test_under_a_gate_a_model_mostly_right_further_out_is_kept(tmp_path):
+  # DNGPU bmul, seed 0: step 7,000 against a later step exact to 401 but 48% wrong at 801.
+  step7000 = _results(
+    n41=(0.0, 0.0), n201=(0.016, 2e-4), n401=(0.008, 2e-5), n801=(0.055, 9e-5), n1601=(0.15, 2e-4)
+  )
+  later = _results(n41=(0.0, 0.0), n201=(0.0, 0.0), n401=(0.0, 0.0), n801=(0.48, 0.1))
+  shared = {41, 201, 401, 801}
+  assert best_model.rank(later, shared) > best_model.rank(step7000, shared)  # no gate: front
+  assert best_model.rank(step7000, shared, 0.25) > best_model.rank(later, shared, 0.25)
+  for gate, kept in ((0.25, 7000), (1.0, 17000)):
+    config = tiny_config(**{"eval.far_gate": gate})
+    best = best_model.BestModel(str(tmp_path / str(gate)))
+    best.offer(7000, step7000, _params(7.0), config)
+    best.offer(17000, later, _params(17.0), config)
+    assert best.info["step"] == kept
+  assert evaluation.generalization_front(step7000, 0.1) == 801
+  assert evaluation.generalization_front(step7000) == 41
+
+
 def test_rescore_asks_the_kept_model_the_lengths_its_record_lacks(tmp_path):
   # bmul seed 0, resumed with 801 and 1601 added: the step-7,000 model was measured to 401 only.
   config = tiny_config()
