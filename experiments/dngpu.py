@@ -166,11 +166,20 @@ def dngpu(task: str):
 
 
 def get_config(arg: str | None = None):
+  """TASK or TASK,FORM; FORM may join several with '+' (badd,light_dropout+pooled_lengths)."""
   task, _, form = (arg or "bmul").partition(",")
-  forms = ("", "smoke", "ablation", "robust", "previous", "light_dropout")
-  if form not in forms:
-    raise ValueError(f"experiments/dngpu.py: unknown form {form!r} ({', '.join(forms[1:])})")
+  forms = ("smoke", "ablation", "robust", "previous", "light_dropout", "pooled_lengths")
+  chosen = form.split("+") if form else []
+  for f in chosen:
+    if f not in forms:
+      raise ValueError(f"experiments/dngpu.py: unknown form {f!r} ({', '.join(forms)})")
   c = dngpu(task)
+  for f in chosen:
+    c = _apply_form(c, task, f)
+  return c
+
+
+def _apply_form(c, task: str, form: str):
   if form == "smoke":
     c = configlib.smoke(c)
     c.buckets = (8, 12)
@@ -184,6 +193,12 @@ def get_config(arg: str | None = None):
       raise ValueError(f"experiments/dngpu.py: {task} already trains at dropout {DEFAULT_DROPOUT}")
     c.model.dropout = DEFAULT_DROPOUT
     c.variant += f", dropout {DEFAULT_DROPOUT}"
+  if form == "pooled_lengths":
+    # The DNGPU fills a bin from pools of at most 10,000 problems per length: no even
+    # arithmetic lengths, and a bin's lengths by their distinct problems (20-bit badd 1/3 of bin
+    # 41, where 'uniform' gives 1/5; 75% of bin 8 at 3 bits).
+    c.curriculum.length_mix = "distinct"
+    c.variant += ", pooled lengths"
   if form == "previous":
     for field, value in PREVIOUS.items():
       configlib.set_field(c, field, value)

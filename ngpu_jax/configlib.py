@@ -136,6 +136,9 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.curriculum.shorter_fraction = 0.0  # spread: this fraction of each bin drawn from the lengths
   # below the previous bin (DNGPU: ~5%; with readout 'final' those
   # must hold their answer through many more steps)
+  c.curriculum.length_mix = "uniform"  # spread: 'uniform' trains every length of a bin
+  # equally often; 'distinct' each in proportion to its distinct problems, at most 10,000, as
+  # the DNGPU's pools (arithmetic tasks: no even lengths, 20-bit problems 1/3 of bin 41, not 1/5)
   c.curriculum.min_length = 3  # shortest training length
   c.curriculum.start_length = 6  # curriculum length at step 0
   c.curriculum.max_length = 41  # the paper's training length (two 20-bit operands + operator)
@@ -328,6 +331,18 @@ def validate(c: ml_collections.ConfigDict) -> None:
     and (cur.shorter_fraction == 0 or cur.bin_lengths == "spread"),
     f"curriculum.shorter_fraction: must be in [0, 1), and 0 unless bin_lengths is spread, "
     f"got {cur.shorter_fraction!r}",
+  )
+  need(
+    cur.length_mix == "uniform"
+    or (
+      cur.length_mix == "distinct"
+      and cur.bin_lengths == "spread"
+      and c.task in tasks.TASKS
+      and tasks.TASKS[c.task].distinct_problems(tasks.TASKS[c.task].min_length) is not None
+    ),
+    f"curriculum.length_mix: must be uniform, or distinct with bin_lengths spread on a task "
+    f"whose problems are counted by length ({', '.join(tasks.ARITHMETIC)}), got "
+    f"{cur.length_mix!r} ({cur.bin_lengths}, {c.task})",
   )
   need(
     m.readout in ("own_length", "final", "final_masked"),

@@ -122,6 +122,7 @@ def all_bucket_batches(
   spread_from: int | None = None,
   shorter_fraction: float = 0.0,
   vectorized: bool = False,
+  length_mix: str = "uniform",
 ) -> tuple[Batch, ...]:
   """One batch of batch_size problems per bin length (no curriculum), for `step`.
 
@@ -131,12 +132,18 @@ def all_bucket_batches(
   shorter_fraction (spread only): each problem of a bin after the first is, with this
   probability, drawn from [m, previous bin] instead (the DNGPU's ~5%).
   vectorized: the problems drawn by fastgen (the lengths are drawn as without it).
+  length_mix (spread only): 'uniform' draws every length of a bin equally often; 'distinct'
+  as the DNGPU's pools: each length in proportion to its distinct problems, at most
+  POOL_PROBLEMS (lengths that only repeat shorter problems never), and a shorter problem
+  from a previous bin chosen uniformly.
   """
   rng = train_rng(seed, step)
   if spread_from is None:
     return tuple(make_batch(task, rng, batch_size, n, n, vectorized) for n in lengths)
   if list(lengths) != sorted(lengths) or spread_from > lengths[0]:
     raise ValueError(f"spread bins need ascending lengths from {spread_from}, got {list(lengths)}")
+  if length_mix == "distinct":
+    return _pooled_bins(task, rng, batch_size, lengths, spread_from, shorter_fraction, vectorized)
   out, lo = [], spread_from
   for n in lengths:
     n_B = rng.integers(lo, n + 1, size=batch_size).astype(np.int32)
@@ -146,6 +153,38 @@ def all_bucket_batches(
       n_B = np.where(rng.random(batch_size) < shorter_fraction, short_B, n_B)
     out.append(Batch(*_spread_problems(task, rng, n_B, n, vectorized), n_B))
     lo = n + 1
+  return tuple(out)
+
+
+# The DNGPU fills its bins from a pool of at most this many different problems per length.
+POOL_PROBLEMS = 10_000
+
+
+def length_weights(task: tasks.Task, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+  """(lengths lo..hi, the share of a bin's problems at each): by the distinct problems of
+  each length, at most POOL_PROBLEMS."""
+  n_L = np.arange(lo, hi + 1)
+  counts = [task.distinct_problems(int(n)) for n in n_L]
+  if None in counts:
+    raise ValueError(f"{task.name}: its problems are not counted by length (length_mix)")
+  w_L = np.minimum(np.array(counts, np.float64), POOL_PROBLEMS)
+  if not w_L.sum():
+    raise ValueError(f"{task.name}: no problem has a length in [{lo}, {hi}]")
+  return n_L, w_L / w_L.sum()
+
+
+def _pooled_bins(task, rng, batch_size, lengths, spread_from, shorter_fraction, vectorized):
+  """all_bucket_batches' bins with length_mix 'distinct'."""
+  ranges = list(zip([spread_from] + [n + 1 for n in lengths[:-1]], lengths))
+  mixes = [length_weights(task, lo, hi) for lo, hi in ranges]
+  out = []
+  for i, n in enumerate(lengths):
+    n_B = rng.choice(mixes[i][0], size=batch_size, p=mixes[i][1]).astype(np.int32)
+    if shorter_fraction > 0 and i > 0:
+      short = rng.random(batch_size) < shorter_fraction
+      for row, j in zip(np.flatnonzero(short), rng.integers(0, i, size=int(short.sum()))):
+        n_B[row] = rng.choice(mixes[j][0], p=mixes[j][1])
+    out.append(Batch(*_spread_problems(task, rng, n_B, n, vectorized), n_B))
   return tuple(out)
 
 

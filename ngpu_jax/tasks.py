@@ -228,6 +228,10 @@ class _Arithmetic:
     a, b = self._operands(inp)
     return len(a) + 1 + len(b)
 
+  def distinct(self, length: int) -> int:
+    k, even = divmod(length - 1, 2)
+    return 0 if even else self.base ** (2 * k)  # an even length holds the problems one shorter
+
   def parse(self, text):
     line = _check_chars(text, _DIGITS + "+*")
     ops = [c for c in line if c in "+*"]
@@ -463,6 +467,12 @@ class Task:
     if length < self.min_length:
       raise ValueError(f"{self.name}: length {length} is below the minimum {self.min_length}")
     return length
+
+  def distinct_problems(self, length: int) -> int | None:
+    """How many different problems are drawn at exactly `length` (None: not counted for this
+    task); 0 where a length only repeats shorter ones."""
+    count = getattr(self._kind, "distinct", None)
+    return None if count is None else count(self._check_length(length))
 
   def sample(self, rng: np.random.Generator, length: int) -> tuple[list[int], list[int]]:
     """One random problem in `length` columns: (input, target), both `length` long, PAD-padded."""

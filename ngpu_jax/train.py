@@ -92,6 +92,7 @@ def training_batches(
       spread_from,
       cur.shorter_fraction,
       vectorized,
+      cur.length_mix,
     )
   else:
     batches = (

@@ -209,6 +209,43 @@ def test_bins_take_a_fraction_of_shorter_problems():
   assert sum(int(np.sum(b.n_B <= p)) for p, b in zip(lengths, plain[1:])) == 0
 
 
+def test_pooled_lengths_weigh_a_bin_by_its_distinct_problems():
+  badd = tasks.get_task("badd")
+  assert [badd.distinct_problems(n) for n in (3, 4, 5, 41)] == [4, 0, 16, 2**40]
+  assert tasks.get_task("copy").distinct_problems(5) is None
+  lengths = [8, 12, 16, 20, 25, 28, 31, 36, 41]
+  seen = {n: [] for n in lengths}
+  for step in range(60):
+    kw = dict(spread_from=3, shorter_fraction=0.05, length_mix="distinct")
+    batches = data.all_bucket_batches(badd, 0, step, 32, lengths, **kw)
+    fast = data.all_bucket_batches(badd, 0, step, 32, lengths, vectorized=True, **kw)
+    for n, b, f in zip(lengths, batches, fast):
+      seen[n].extend(b.n_B.tolist())
+      assert np.all(f.n_B % 2)  # fastgen packs by the same rule
+      for g in (b, f):
+        for x, y, m in zip(g.x_BxW[:2], g.y_BxW[:2], g.n_B[:2]):
+          assert list(y[:m]) == badd.target(list(x[:m])) and not x[m:].any()
+  share = lambda n, m: np.mean(np.array(seen[n]) == m)
+  assert all(m % 2 for n in lengths for m in seen[n])  # an even length repeats a shorter one
+  # 20-bit problems a third of bin 41 (uniform: a fifth), 3-bit ones 76% of bin 8 (uniform: 1/3)
+  assert 0.28 < share(41, 41) < 0.38 and 0.70 < share(8, 7) < 0.82
+  assert 0.15 < share(12, 9) < 0.25 and set(seen[28]) <= {27} | set(range(3, 26))
+  shorter = np.mean([m <= p for p, n in zip(lengths, lengths[1:]) for m in seen[n]])
+  assert 0.03 < shorter < 0.07
+  # The shorter ones come from a previous bin chosen uniformly: bin 8's lengths are about
+  # 1/8 of bin 41's shorter problems, not the ~0.3% that lengths weighed by problems give.
+  short41 = np.array([m for m in seen[41] if m <= 36])
+  assert np.mean(short41 <= 8) > 0.04
+  uniform = data.all_bucket_batches(badd, 0, 3, 32, lengths, spread_from=3)
+  assert any(np.any(b.n_B % 2 == 0) for b in uniform)
+  with pytest.raises(ValueError, match="curriculum.length_mix"):
+    spread = {"curriculum.mode": "all_buckets", "curriculum.bin_lengths": "spread"}
+    configlib.validate(tiny_config(**spread, **{"curriculum.length_mix": "distinct"}))
+    configlib.validate(tiny_config("copy", **spread, **{"curriculum.length_mix": "distinct"}))
+  with pytest.raises(ValueError, match="curriculum.length_mix"):
+    configlib.validate(tiny_config(**{"curriculum.length_mix": "distinct"}))  # exact bins
+
+
 def test_zero_padded_targets():
   task = tasks.get_task("bmul")
   x = task.parse("11*11") + [0, 0, 0]  # 3 * 3 = 9 = 1001; the problem has length 5
@@ -536,3 +573,10 @@ def test_dngpu_experiment_follows_the_reference_and_keeps_the_previous_form():
     exp.get_config("bmul,light_dropout")
   with pytest.raises(ValueError, match="unknown form 'heavy'"):
     exp.get_config("badd,heavy")
+  pooled = exp.get_config("badd,light_dropout+pooled_lengths")
+  configlib.validate(pooled)
+  assert pooled.model.dropout == 0.1 and pooled.curriculum.length_mix == "distinct"
+  assert pooled.variant == "dngpu, reference protocol, dropout 0.1, pooled lengths"
+  assert badd.curriculum.length_mix == "uniform"
+  with pytest.raises(ValueError, match="unknown form 'heavy'"):
+    exp.get_config("badd,pooled_lengths+heavy")
