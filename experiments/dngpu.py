@@ -57,8 +57,8 @@ is 5% wrong at 801, 15% at 1601 and 84% at 4001 (64 products of 2000-bit numbers
 digits wrong: the reference's per-symbol claim, not exact), while steps 10,000 and 12,000,
 as good to 401, are 44-50% wrong at 801 and at chance from 1201 (docs/findings.md); the
 evaluation therefore goes on to 801 and 1601 (gated). Steps 12,000-17,000 (learning rate
-at its floor) stay 0-2% wrong to 401 and 41-49% wrong at 801 (344 minutes to step 17,000 by
-train_seconds); the run resumes with
+at its floor) stay 0-2% wrong to 401 and 41-49% wrong at 801; stopped at step 17,500 (352
+minutes by train_seconds), its front not having moved for 10,000 steps; it resumes with
   nice -n 19 python -m ngpu_jax.main --config=experiments/dngpu.py:bmul \
       --workdir=results/long/dngpu_bmul_reference_seed0 --config.keep_checkpoints=1
 With the earlier protocol ('previous'):
