@@ -22,8 +22,8 @@ def rank(results: dict[int, dict], lengths=None, gate: float = 1.0) -> tuple[int
 
   The gate (the run's eval.far_gate) puts a model mostly right far out above one exact a little
   further: DNGPU bmul's step 7,000, 6% wrong at 801, over its later steps, as right to 401
-  (0-2% of rows wrong) but 41-49% wrong at 801. With gate 1
-  every measured length is within it, so the key would only repeat the length measured.
+  (0-2% of rows wrong) but 41-49% wrong at 801. With gate 1 every measured length is within
+  it, so the key would only repeat the length measured.
   """
   summed = [results[n] for n in (results if lengths is None else lengths)]
   return (

@@ -238,9 +238,9 @@ def test_pooled_lengths_weigh_a_bin_by_its_distinct_problems():
   assert np.mean(short41 <= 8) > 0.04
   uniform = data.all_bucket_batches(badd, 0, 3, 32, lengths, spread_from=3)
   assert any(np.any(b.n_B % 2 == 0) for b in uniform)
+  spread = {"curriculum.mode": "all_buckets", "curriculum.bin_lengths": "spread"}
+  configlib.validate(tiny_config(**spread, **{"curriculum.length_mix": "distinct"}))
   with pytest.raises(ValueError, match="curriculum.length_mix"):
-    spread = {"curriculum.mode": "all_buckets", "curriculum.bin_lengths": "spread"}
-    configlib.validate(tiny_config(**spread, **{"curriculum.length_mix": "distinct"}))
     configlib.validate(tiny_config("copy", **spread, **{"curriculum.length_mix": "distinct"}))
   with pytest.raises(ValueError, match="curriculum.length_mix"):
     configlib.validate(tiny_config(**{"curriculum.length_mix": "distinct"}))  # exact bins
