@@ -24,7 +24,7 @@ step 11,000, no errors at length 41 (128 problems) at step 13,000 after 44 minut
 that protocol stops; 100% sequence error at length 401 then (results/badd_default/); 0 of
 5 seeds exact at 401. With this protocol and --config.num_steps=60000 (seed 0, 2 CPU cores,
 results/long/badd_reference_seed0/): curriculum at 41 by step 10,000; by step 22,000 exact
-at 51 and 0-3 of 128 wrong at 61, 16-40% wrong at 81, every problem wrong at 401; flat from
+at 51 and 0-4 of 128 wrong at 61, 16-53% wrong at 81, every problem wrong at 401; flat from
 step 27,000 (41,000 steps, 213 minutes).
 """
 
