@@ -27,7 +27,7 @@ results/long/badd_reference_seed0/): curriculum at 41 by step 10,000; by step 22
 at 51 and 0-4 of 128 wrong at 61, 16-53% wrong at 81, every problem wrong at 401; flat from
 step 27,000 (41,000 steps, 213 minutes). Seed 2 (--config.seed=2, 18,000 steps) like seed 0 so far;
 seed 1 (results/long/badd_reference_seed1/, 29,000 steps, 206 minutes on one core): 1-5 of
-128 wrong at 41, but symbol error 0.004 at 121 at step 19,000 and 0.066 at 401 at step
+128 wrong at 41 up to step 24,000, but symbol error 0.004 at 121 at step 19,000 and 0.066 at 401 at step
 20,000, where seeds 0 and 2 stay at chance (0.24-0.39); from step 23,000, as the lr decayed,
 back towards seed 0 (step 29,000: exact at 41, 30% wrong at 61, symbol error 0.077 at 121).
 """
