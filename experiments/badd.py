@@ -30,6 +30,9 @@ seed 1 (results/long/badd_reference_seed1/, 29,000 steps, 206 minutes on one cor
 128 wrong at 41 up to step 24,000, but symbol error 0.004 at 121 at step 19,000 and 0.066 at 401 at step
 20,000, where seeds 0 and 2 stay at chance (0.24-0.39); from step 23,000, as the lr decayed,
 back towards seed 0 (step 29,000: exact at 41, 30% wrong at 61, symbol error 0.077 at 121).
+Seed 1 forked at step 20,000 with the lr held (--config.optim.lr_decay=1.0,
+results/long/badd_reference_seed1_lr_held_from20000/): at step 35,000 exact to 61 and 13%
+of 128 200-bit sums wrong (symbol error 0.0007), 56% wrong at step 30,000.
 """
 
 from ngpu_jax import configlib, experiment_files
