@@ -32,7 +32,9 @@ seed 1 (results/long/badd_reference_seed1/, 29,000 steps, 206 minutes on one cor
 back towards seed 0 (step 29,000: exact at 41, 30% wrong at 61, symbol error 0.077 at 121).
 Seed 1 forked at step 20,000 with the lr held (--config.optim.lr_decay=1.0,
 results/long/badd_reference_seed1_lr_held_from20000/): at step 35,000 exact to 61 and 13%
-of 128 200-bit sums wrong (symbol error 0.0007), 56% wrong at step 30,000.
+of 128 200-bit sums wrong (symbol error 0.0007), 56% wrong at step 30,000, 60% and 91% at
+40,000 and 45,000; the mean of its steps 35,000-38,000 (evaluate --average_steps) 7.6% of
+512 wrong. Seed 0 forked at 15,000 with the lr held: at chance at 401 to step 26,000.
 """
 
 from ngpu_jax import configlib, experiment_files
