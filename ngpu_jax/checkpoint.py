@@ -31,16 +31,19 @@ _WRITE_ERRORS = (OSError, ValueError, RuntimeError)
 class Checkpointer:
   """Saves and restores (TrainState, schedule dict) pairs under workdir/checkpoints."""
 
-  def __init__(self, workdir: str, keep: int = 3):
+  def __init__(self, workdir: str, keep: int = 3, keep_every: int = 0):
+    """keep: the newest checkpoints kept; keep_every > 0: also every step divisible by it."""
     self.workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self.workdir, "checkpoints")
-    self._keep = keep
+    self._keep, self._keep_every = keep, keep_every
     self._mngr = self._manager()
 
   def _manager(self):
     return ocp.CheckpointManager(
       self.directory,
-      options=ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=self._keep, keep_period=self._keep_every or None, create=True
+      ),
       item_names=("state", "schedule"),
     )
 
@@ -61,27 +64,55 @@ class Checkpointer:
       # Fault injection for tests: the write is still in flight in orbax's thread.
       os.kill(os.getpid(), signal.SIGKILL)
 
-  def restore(self, abstract_state):
-    """(state, schedule) of the newest readable checkpoint, or None when there is none."""
+  def restore(self, abstract_state, older=None):
+    """(state, schedule) of the newest readable checkpoint, or None when there is none.
+
+    older: (abstract_state, upgrade) for a checkpoint saved in an earlier layout of this
+    run's state (the moving average turned on since): one that fits it is restored and
+    passed through upgrade instead of being set aside as damaged.
+    """
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
         out = self._restore_step(step, abstract_state)
+        state, schedule = out.state, out.schedule
       except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
-        self._set_aside(step, e)
-        continue
-      if out.schedule is None:
+        state, schedule = self._restore_older(step, older) or (None, None)
+        if state is None:
+          self._set_aside(step, e)
+          continue
+      if schedule is None:
         self._set_aside(step, ValueError("schedule missing"))
         continue
-      return out.state, out.schedule
+      return state, schedule
     return None
 
-  def restore_at(self, step: int, abstract_state):
-    """(state, schedule) of the checkpoint of `step`; ValueError naming the steps kept if none."""
+  def restore_at(self, step: int, abstract_state, older=None):
+    """(state, schedule) of the checkpoint of `step`; ValueError naming the steps kept if none.
+
+    older: as for restore.
+    """
     kept = sorted(self._mngr.all_steps())
     if step not in kept:
       raise ValueError(f"no checkpoint of step {step} in {self.directory}; kept: {kept}")
-    out = self._restore_step(step, abstract_state)
+    try:
+      out = self._restore_step(step, abstract_state)
+    except Exception:  # pylint: disable=broad-except  (re-raised unless the older layout fits)
+      restored = self._restore_older(step, older)
+      if restored is None:
+        raise
+      return restored
     return out.state, out.schedule
+
+  def _restore_older(self, step: int, older):
+    """(state, schedule) of `step` read in the older layout and upgraded, or None."""
+    if older is None:
+      return None
+    abstract_older, upgrade = older
+    try:
+      out = self._restore_step(step, abstract_older)
+    except Exception:  # pylint: disable=broad-except  (it fits neither layout)
+      return None
+    return upgrade(out.state), out.schedule
 
   def _restore_step(self, step: int, abstract_state):
     return self._mngr.restore(

@@ -18,6 +18,7 @@ RESUMABLE_CHANGES = (
   "stop_rule",
   "checkpoint_every",
   "keep_checkpoints",
+  "keep_checkpoints_every",
   "keep_best",
 )
 
@@ -153,6 +154,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.log_every = 100  # steps between console lines and train lines in metrics.jsonl
   c.checkpoint_every = 1000  # steps between orbax checkpoints
   c.keep_checkpoints = 3  # newest checkpoints kept
+  c.keep_checkpoints_every = 0  # > 0: also keep every checkpoint whose step is a multiple of
+  # this, for scoring the mean of a run's checkpoints (tools.evaluate --average_steps)
   c.keep_best = True  # keep the best model by the periodic evaluations (longest front, then
   # the furthest measured, then fewest errors) as the exported model WORKDIR/best: a run's
   # front often peaks mid-run
@@ -262,6 +265,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(
       isinstance(c[name], int) and c[name] > 0, f"{name}: must be a positive int, got {c[name]!r}"
     )
+  k = c.keep_checkpoints_every
+  need(
+    isinstance(k, int) and k >= 0 and k % c.checkpoint_every == 0,
+    f"keep_checkpoints_every: must be 0 or a multiple of checkpoint_every={c.checkpoint_every}, "
+    f"got {k!r}",
+  )
   need(isinstance(c.keep_best, bool), f"keep_best: must be True or False, got {c.keep_best!r}")
   need(
     isinstance(c.init_from, str), f"init_from: must be a path or a model name, got {c.init_from!r}"

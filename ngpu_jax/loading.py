@@ -59,15 +59,17 @@ def load_run(workdir: str, average_steps: Sequence[int] = ()) -> LoadedRun:
       raise ValueError(f"{workdir} is an exported model: it has no checkpoints to average")
     params, step = load_exported(workdir, config, task, mesh)
   else:
-    abstract = steps.abstract_state(config, task, steps.make_optimizer(config), mesh)
+    optimizer = steps.make_optimizer(config)
+    abstract = steps.abstract_state(config, task, optimizer, mesh)
+    older = steps.layout_before_ema(config, task, optimizer, mesh)  # a fork's first checkpoint
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
     try:
       if average_steps:
-        states = [ckpt.restore_at(int(s), abstract)[0] for s in average_steps]
+        states = [ckpt.restore_at(int(s), abstract, older)[0] for s in average_steps]
         params = jax.tree.map(lambda *a: sum(a) / len(a), *map(steps.eval_params, states))
         step = max(int(s) for s in average_steps)
       else:
-        restored = ckpt.restore(abstract)
+        restored = ckpt.restore(abstract, older)
         if restored is None:
           raise FileNotFoundError(f"no checkpoint in {ckpt.directory}")
         params, step = steps.eval_params(restored[0]), int(restored[0].step)

@@ -89,6 +89,31 @@ def abstract_state(config, task, optimizer, mesh) -> TrainState:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
 
 
+def layout_before_ema(config, task, optimizer, mesh):
+  """(abstract state, upgrade) of a checkpoint saved before optim.ema_decay was turned on,
+  or None when this config keeps no moving average (a Checkpointer.restore `older`).
+
+  upgrade keeps the restored Adam moments and starts the average from the restored
+  parameters, so a run can be forked from a checkpoint with the average on. Its warm-up
+  counts from the run's step 0: it is there to forget random initial parameters, and a
+  fork's are trained, so the average of a late fork runs at the full decay at once.
+  """
+  if config.optim.ema_decay <= 0:
+    return None
+  plain = config.copy_and_resolve_references()
+  plain.optim.ema_decay = 0.0
+
+  def upgrade(state: TrainState) -> TrainState:
+    def add(state):
+      ema_state = optimizer.init(state.params)[-1]  # params_ema is last in the chain
+      ema_state = ema_state._replace(count=state.step.astype(ema_state.count.dtype))
+      return state.replace(opt_state=(*state.opt_state, ema_state))
+
+    return jax.jit(add, out_shardings=parallel.replicated(mesh))(state)
+
+  return abstract_state(plain, task, make_optimizer(plain), mesh), upgrade
+
+
 def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, width=None):
   return model.apply(
     params,

@@ -243,7 +243,9 @@ class _Run:
     self.on_log, self.label = on_log, label
     self.reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
     self._optimizer = steps.make_optimizer(config)
-    self.ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+    self.ckpt = checkpoint.Checkpointer(
+      workdir, config.keep_checkpoints, config.keep_checkpoints_every
+    )
     self.best = best_model.BestModel(workdir) if config.keep_best else None
     self._layout = steps.bin_layout(config)  # all_buckets: the bins, grouped as packed
     self._prefetch = _Prefetcher(
@@ -269,7 +271,17 @@ class _Run:
     """State and schedule from the newest checkpoint, or fresh ones at step 0."""
     c = self.config
     self._prefetch.stop()  # its batches are for steps past the one restored
-    restored = self.ckpt.restore(steps.abstract_state(c, self.task, self._optimizer, self.mesh))
+    older, upgraded = None, []  # a checkpoint saved before the moving average was turned on
+    before_ema = steps.layout_before_ema(c, self.task, self._optimizer, self.mesh)
+    if before_ema is not None:
+      abstract_plain, upgrade = before_ema
+      older = (abstract_plain, lambda state: upgraded.append(state.step) or upgrade(state))
+    restored = self.ckpt.restore(
+      steps.abstract_state(c, self.task, self._optimizer, self.mesh), older=older
+    )
+    if upgraded:
+      self.reporter.write("ema_started", int(upgraded[-1]), {"ema_decay": c.optim.ema_decay})
+      self._log(f"step {int(upgraded[-1])}: the checkpoint has no moving average; it starts here")
     if restored is None:
       params = None
       if c.init_from:

@@ -9,6 +9,7 @@ import pytest
 
 from ngpu_jax import (
   checkpoint,
+  configlib,
   data,
   evaluation,
   loading,
@@ -125,6 +126,58 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
   assert _train_lines(tmp_path / "full") == _train_lines(tmp_path / "split")
   with open(tmp_path / "split" / "config.json") as f:
     assert json.load(f)["num_steps"] == 20
+
+
+def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
+  # The average passes updates through unchanged, so a run that turns it on at step 10
+  # must train exactly as the run without it: the checkpoint's Adam moments are kept,
+  # not reset, and the checkpoint is not set aside as damaged.
+  plain = str(tmp_path / "plain")
+  train.train_and_evaluate(tiny_config(num_steps=20), plain)
+  forked = str(tmp_path / "forked")
+  train.train_and_evaluate(tiny_config(num_steps=10), forked)
+  with pytest.raises(workdir_files.ConfigMismatchError):
+    train.train_and_evaluate(tiny_config(**{"optim.ema_decay": 0.9}), forked)
+  # Read before training resumes (evaluate, predict): the average is the parameters.
+  at_10 = _params(forked)
+  ema_config = tiny_config(**{"optim.ema_decay": 0.9})
+  workdir_files.check_or_write_config(forked, ema_config, allow_change=True, write=True)
+  _assert_same(_params(forked), at_10)
+  _assert_same(jax.device_get(loading.load_run(forked, average_steps=[10]).params), at_10)
+  result = train.train_and_evaluate(ema_config, forked)
+  assert result["step"] == 20
+  assert not os.path.exists(os.path.join(forked, "damaged_checkpoints"))
+  _assert_same(_last_params(plain), _last_params(forked))
+  assert _train_lines(plain) == _train_lines(forked)
+  started = [m for m in workdir_files.read_metrics(forked) if m["kind"] == "ema_started"]
+  assert [(m["step"], m["ema_decay"]) for m in started] == [(10, 0.9)]
+  # Its warm-up counts from the run's step 0, not from the fork.
+  loaded = loading.load_run(forked)
+  state, _ = checkpoint.Checkpointer(forked).restore(
+    steps.abstract_state(ema_config, loaded.task, steps.make_optimizer(ema_config), loaded.mesh)
+  )
+  assert int(state.opt_state[-1].count) == 20
+  # From step 10 on, evaluation uses the average, which lags the last parameters.
+  average, last = _params(forked), _last_params(forked)
+  assert (
+    max(
+      float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(last), jax.tree.leaves(average))
+    )
+    > 1e-6
+  )
+
+
+def test_keep_checkpoints_every_keeps_the_multiples_beside_the_newest(tmp_path):
+  kept = {}
+  for every in (0, 10):
+    workdir = str(tmp_path / f"every{every}")
+    config = tiny_config(num_steps=30, checkpoint_every=5, keep_checkpoints=1)
+    config.keep_checkpoints_every = every
+    train.train_and_evaluate(config, workdir)
+    kept[every] = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")))
+  assert kept == {0: [30], 10: [10, 20, 30]}
+  with pytest.raises(ValueError, match="keep_checkpoints_every: must be 0 or a multiple"):
+    configlib.validate(tiny_config(keep_checkpoints_every=15))
 
 
 def test_init_from_starts_from_another_runs_parameters_and_refuses_a_misfit(tmp_path, monkeypatch):
