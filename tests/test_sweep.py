@@ -185,6 +185,7 @@ def test_aggregate_takes_every_final_length_from_the_last_final_step(tmp_path):
       ev(200, 41, 0.0),
       ev(200, 401, 0.5),  # resumed, then worse
       {**ev(200, 401, 1.0), "probe": "all_zeros"},
+      {**ev(300, 401, 0.0), "averaged_steps": [200, 300]},  # another model: the mean of two
     ],
   )
   s = aggregate.summarize(str(tmp_path / "r"))

@@ -114,7 +114,10 @@ def summarize(workdir: str) -> dict:
     )  # fields added since the run count as defaults
   lines = workdir_files.read_metrics(workdir)
   train = [m for m in lines if m["kind"] == "train"]
-  evals = [m for m in lines if m["kind"] == "eval" and "probe" not in m]
+  # The mean of several checkpoints (evaluate --average_steps) is another model than the run's.
+  evals = [
+    m for m in lines if m["kind"] == "eval" and "probe" not in m and "averaged_steps" not in m
+  ]
   max_len = config["curriculum"]["max_length"]
   final = {
     m["eval_length"]: m for m in _last_step([m for m in evals if workdir_files.is_final_eval(m)])
