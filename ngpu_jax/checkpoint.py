@@ -73,13 +73,10 @@ class Checkpointer:
     """
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
-        out = self._restore_step(step, abstract_state)
-        state, schedule = out.state, out.schedule
+        state, schedule = self._read(step, abstract_state, older)
       except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
-        state, schedule = self._restore_older(step, older) or (None, None)
-        if state is None:
-          self._set_aside(step, e)
-          continue
+        self._set_aside(step, e)
+        continue
       if schedule is None:
         self._set_aside(step, ValueError("schedule missing"))
         continue
@@ -94,25 +91,23 @@ class Checkpointer:
     kept = sorted(self._mngr.all_steps())
     if step not in kept:
       raise ValueError(f"no checkpoint of step {step} in {self.directory}; kept: {kept}")
+    return self._read(step, abstract_state, older)
+
+  def _read(self, step: int, abstract_state, older):
+    """(state, schedule) of `step` in the current layout, else in `older`'s and upgraded;
+    the current layout's error when it fits neither."""
     try:
       out = self._restore_step(step, abstract_state)
-    except Exception:  # pylint: disable=broad-except  (re-raised unless the older layout fits)
-      restored = self._restore_older(step, older)
-      if restored is None:
+    except Exception as error:  # pylint: disable=broad-except  (re-raised unless older fits)
+      if older is None:
         raise
-      return restored
+      abstract_older, upgrade = older
+      try:
+        out = self._restore_step(step, abstract_older)
+      except Exception as older_error:  # pylint: disable=broad-except
+        raise error from older_error
+      return upgrade(out.state), out.schedule
     return out.state, out.schedule
-
-  def _restore_older(self, step: int, older):
-    """(state, schedule) of `step` read in the older layout and upgraded, or None."""
-    if older is None:
-      return None
-    abstract_older, upgrade = older
-    try:
-      out = self._restore_step(step, abstract_older)
-    except Exception:  # pylint: disable=broad-except  (it fits neither layout)
-      return None
-    return upgrade(out.state), out.schedule
 
   def _restore_step(self, step: int, abstract_state):
     return self._mngr.restore(

@@ -76,15 +76,20 @@ def _train_lines(workdir):
   ]
 
 
-def _last_params(workdir):
-  """The newest checkpoint's own parameters, not the average that load_run gives."""
+def _last_state(workdir):
+  """The newest checkpoint's train state (its own parameters, not the average)."""
   loaded = loading.load_run(str(workdir))
   state, _ = checkpoint.Checkpointer(str(workdir)).restore(
     steps.abstract_state(
       loaded.config, loaded.task, steps.make_optimizer(loaded.config), loaded.mesh
     )
   )
-  return jax.device_get(state.params)
+  return jax.device_get(state)
+
+
+def _last_params(workdir):
+  """The newest checkpoint's own parameters, not the average that load_run gives."""
+  return _last_state(workdir).params
 
 
 def _assert_same(tree_a, tree_b):
@@ -152,11 +157,7 @@ def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
   started = [m for m in workdir_files.read_metrics(forked) if m["kind"] == "ema_started"]
   assert [(m["step"], m["ema_decay"]) for m in started] == [(10, 0.9)]
   # Its warm-up counts from the run's step 0, not from the fork.
-  loaded = loading.load_run(forked)
-  state, _ = checkpoint.Checkpointer(forked).restore(
-    steps.abstract_state(ema_config, loaded.task, steps.make_optimizer(ema_config), loaded.mesh)
-  )
-  assert int(state.opt_state[-1].count) == 20
+  assert int(_last_state(forked).opt_state[-1].count) == 20
   # From step 10 on, evaluation uses the average, which lags the last parameters.
   average, last = _params(forked), _last_params(forked)
   assert (
