@@ -131,6 +131,48 @@ def test_plot_one_and_two_runs(workdir, tmp_path):
       assert img.format == "PNG" and img.size[0] > 400
 
 
+def _fork_like_run(path) -> str:
+  """A run evaluated at 41 and 401 every 10 steps, 10-40 (no training needed)."""
+  os.makedirs(path)
+  lines = []
+  for step in (10, 20, 30, 40):
+    lines.append({"step": step, "kind": "train", "loss": 1.0 / step, "cur_length": 41})
+    for length in (41, 401):
+      lines.append(
+        {"step": step, "kind": "eval", "eval_length": length, "seq_error": 0.5, "symbol_error": 0.1}
+      )
+    lines.append({"step": step, "kind": "front", "front": 41, "lengths": [41, 401]})
+  with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(m) + "\n" for m in lines)
+  return str(path)
+
+
+def test_plot_from_a_step_and_chosen_lengths(tmp_path):
+  run = _fork_like_run(tmp_path / "fork")
+  fig = plot.plot_runs([run], str(tmp_path / "zoom.png"), from_step=30, lengths=[401])
+  ax_eval, ax_front = fig.axes[3], fig.axes[4]
+  drawn = [line for line in ax_eval.get_lines() if len(line.get_xdata())]
+  assert drawn and all(sorted(line.get_xdata()) == [30, 40] for line in drawn)
+  assert [t.get_text() for t in ax_eval.get_legend().get_texts()] == ["length 401"]
+  assert [t.get_text() for t in fig.legends[0].get_texts()] == ["fork"]
+  assert all(min(line.get_xdata()) >= 30 for line in ax_front.get_lines())
+  everything = plot.plot_runs([run], str(tmp_path / "all.png")).axes[3]
+  assert [t.get_text() for t in everything.get_legend().get_texts()] == ["length 41", "length 401"]
+  assert len(everything.get_lines()) > len(drawn)
+  for kw, message in (
+    ({"from_step": 50}, "no metrics to plot from step 50 on"),
+    ({"lengths": [81]}, "no run evaluated length 81"),
+  ):
+    with pytest.raises(plot.PlotError, match=message):
+      plot.plot_runs([run], str(tmp_path / "none.png"), **kw)
+  proc = run_module("ngpu_jax.tools.plot", run, "--lengths=4x", f"--out={tmp_path / 'x.png'}")
+  assert proc.returncode == 2 and "--lengths=4x" in proc.stderr
+  proc = run_module(
+    "ngpu_jax.tools.plot", run, "--from_step=20", "--lengths=41", f"--out={tmp_path / 'z.png'}"
+  )
+  assert proc.returncode == 0 and os.path.getsize(tmp_path / "z.png") > 0, proc.stderr[-2000:]
+
+
 def test_plot_command_and_missing_metrics(workdir, tmp_path):
   out = str(tmp_path / "curves.png")
   proc = run_module("ngpu_jax.tools.plot", workdir, f"--out={out}")

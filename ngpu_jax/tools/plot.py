@@ -1,6 +1,6 @@
 """Learning curves of one or more runs, from their metrics.jsonl.
 
-  python -m ngpu_jax.tools.plot WORKDIR [WORKDIR ...] --out=FILE.png
+  python -m ngpu_jax.tools.plot WORKDIR [WORKDIR ...] --out=FILE.png [--from_step=N] [--lengths=L,...]
 
 Six panels against the training step, one colour per run: the training loss (log scale),
 the curriculum length, the training sequence error at the curriculum length (dotted: over all
@@ -8,6 +8,8 @@ lengths drawn), the evaluation sequence error, one line per (run, evaluated leng
 mark the final evaluation and later `evaluate` commands), the generalization front (the
 longest length up to which every periodically evaluated length was error-free: the early sign
 of whether a long run is worth continuing), and the periodic evaluation's symbol error.
+`--from_step` zooms in on the later steps (forks of one run share their early history),
+`--lengths` keeps the evaluation panels to a few lengths.
 """
 
 import itertools
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from absl import flags
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ngpu_jax import console, workdir_files
 from ngpu_jax.tools import common
@@ -40,31 +43,37 @@ def run_label(workdir: str, name: str | None = None) -> str:
     return label
 
 
-def front_lines(workdir: str) -> list[dict]:
-  """The run's generalization-front lines (step, front, lengths), sorted by step."""
+def front_lines(workdir: str, from_step: int = 0) -> list[dict]:
+  """The run's generalization-front lines (step, front, lengths) from from_step on, by step."""
   return sorted(
-    (m for m in workdir_files.read_metrics(workdir) if m.get("kind") == "front"),
+    (
+      m
+      for m in workdir_files.read_metrics(workdir)
+      if m.get("kind") == "front" and m["step"] >= from_step
+    ),
     key=lambda m: m["step"],
   )
 
 
-def read_run(workdir: str) -> tuple[list[dict], list[dict]]:
-  """(train lines, eval lines) sorted by step; PlotError naming the workdir if there are none."""
+def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict]]:
+  """(train lines, eval lines) from from_step on, by step; PlotError naming the workdir if none."""
   if not os.path.isdir(workdir):
     raise PlotError(f"{workdir}: no such run directory")
   try:
     lines = workdir_files.read_metrics(workdir)
   except (OSError, ValueError) as e:
     raise PlotError(f"{workdir}: unreadable metrics.jsonl: {e}") from None
+  lines = [m for m in lines if m.get("step", 0) >= from_step]
   train = sorted((m for m in lines if m.get("kind") == "train"), key=lambda m: m["step"])
   # Random-problem evaluations only: hard-case probe lines have tables of their own.
   evals = sorted(
     (m for m in lines if m.get("kind") == "eval" and "probe" not in m), key=lambda m: m["step"]
   )
   if not train and not evals:
+    where = f" from step {from_step} on" if from_step else ""
     raise PlotError(
-      f"{workdir}: no metrics to plot ({os.path.join(workdir, 'metrics.jsonl')} "
-      "is missing or has no train/eval lines)"
+      f"{workdir}: no metrics to plot{where} ({os.path.join(workdir, 'metrics.jsonl')} "
+      "is missing or has no train/eval lines there)"
     )
   return train, evals
 
@@ -83,59 +92,60 @@ def _plot(ax, lines: list[dict], key: str, **kw) -> None:
   ax.plot([s for s, _ in pts], [v for _, v in pts], **kw)
 
 
-def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
-  """Writes the learning curves of the runs to `out` (any format matplotlib writes)."""
+def plot_runs(
+  workdirs: Sequence[str],
+  out: str,
+  dpi: int = 100,
+  from_step: int = 0,
+  lengths: Sequence[int] = (),
+) -> Figure:
+  """Writes the learning curves of the runs to `out` (any format matplotlib writes).
+
+  from_step: only steps from there on; lengths: only these evaluation lengths (all if empty).
+  """
   fig = Figure(figsize=(13, 12), layout="constrained")
   canvas = FigureCanvasAgg(fig)  # Agg: no display needed
   ext = os.path.splitext(out)[1].lstrip(".").lower()
   if ext not in canvas.get_supported_filetypes():
     raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
-  runs = [read_run(w) for w in workdirs]  # every workdir checked before drawing
+  runs = [read_run(w, from_step) for w in workdirs]  # every workdir checked before drawing
+  if lengths:
+    evaluated = {m["eval_length"] for _, evals in runs for m in evals}
+    missing = sorted(set(lengths) - evaluated)
+    if missing:
+      raise PlotError(
+        f"--lengths: no run evaluated length {', '.join(map(str, missing))}"
+        f" (evaluated: {', '.join(map(str, sorted(evaluated))) or 'none'})"
+      )
+    runs = [(train, [m for m in evals if m["eval_length"] in lengths]) for train, evals in runs]
   ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = fig.subplots(3, 2, sharex=True).ravel()
   colors = itertools.cycle(f"C{i}" for i in range(10))
+  # Colour says which run (one legend for the figure), line style which length (one legend
+  # per evaluation panel), so the legends stay small however many runs are drawn.
+  styles = {
+    length: style
+    for length, style in zip(
+      sorted({m["eval_length"] for _, evals in runs for m in evals}),
+      itertools.cycle(_LENGTH_STYLES),
+    )
+  }
   for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
     label = run_label(workdir, name)
     _plot(ax_loss, train, "loss", color=color, label=label)
     _plot(ax_len, train, "cur_length", color=color, drawstyle="steps-post")
     _plot(ax_train, train, "seq_error", color=color)
     _plot(ax_train, train, "seq_error_all", color=color, ls=":", alpha=0.7)
-    lengths = sorted({m["eval_length"] for m in evals})
-    for length, style in zip(lengths, itertools.cycle(_LENGTH_STYLES)):
+    for length in sorted({m["eval_length"] for m in evals}):
       at = [m for m in evals if m["eval_length"] == length]
       periodic = [m for m in at if not workdir_files.is_final_eval(m)]
       later = [m for m in at if m not in periodic]
-      _plot(
-        ax_eval,
-        periodic,
-        "seq_error",
-        color=color,
-        ls=style,
-        marker="o",
-        label=f"{name} length {length}" if periodic else None,
-      )
+      _plot(ax_eval, periodic, "seq_error", color=color, ls=styles[length], marker="o")
       if later:
-        _plot(
-          ax_eval,
-          later,
-          "seq_error",
-          color=color,
-          ls="none",
-          marker="*",
-          ms=10,
-          label=None if periodic else f"{name} length {length}",
-        )
-      _plot(
-        ax_sym,
-        periodic,
-        "symbol_error",
-        color=color,
-        ls=style,
-        marker="o",
-        label=f"{name} length {length}" if periodic else None,
-      )
+        _plot(ax_eval, later, "seq_error", color=color, ls="none", marker="*", ms=10)
+      _plot(ax_sym, periodic, "symbol_error", color=color, ls=styles[length], marker="o")
     # Steps where the far lengths were evaluated are drawn filled: only there can the
     # front pass the longest of the frequent lengths.
-    fronts = front_lines(workdir)
+    fronts = front_lines(workdir, from_step)
     _plot(ax_front, fronts, "front", color=color, drawstyle="steps-post", marker=None)
     widest = max((len(m["lengths"]) for m in fronts), default=0)
     _plot(
@@ -173,19 +183,32 @@ def plot_runs(workdirs: Sequence[str], out: str, dpi: int = 100) -> None:
     ax.set_xlabel("training step")
   for ax in (ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym):
     ax.grid(alpha=0.3)
-  ax_loss.legend(fontsize=8)
-  if ax_eval.get_legend_handles_labels()[0]:
-    ax_eval.legend(fontsize=8, ncol=1 + len(workdirs) // 4)
+  fig.legend(
+    *ax_loss.get_legend_handles_labels(),
+    loc="outside lower center",
+    ncol=1 if len(workdirs) > 3 else len(workdirs),
+    fontsize=9,
+  )
+  length_keys = [
+    Line2D([], [], color="0.3", ls=style, label=f"length {length}")
+    for length, style in styles.items()
+  ]
+  for ax in (ax_eval, ax_sym):
+    if length_keys:
+      ax.legend(handles=length_keys, fontsize=8, ncol=1 + len(length_keys) // 5)
   fig.suptitle("Neural GPU learning curves")
   try:
     fig.savefig(out, dpi=dpi)
   except OSError as e:
     raise PlotError(f"cannot write {out}: {e}") from None
+  return fig
 
 
 def define_flags():
   flags.DEFINE_string("out", None, "Image to write, e.g. curves.png.")
   flags.DEFINE_integer("dpi", 100, "Resolution.")
+  flags.DEFINE_integer("from_step", 0, "Draw only the steps from this one on.", lower_bound=0)
+  flags.DEFINE_list("lengths", [], "Evaluation lengths to draw (default: every one evaluated).")
   flags.mark_flag_as_required("out")
 
 
@@ -195,11 +218,16 @@ def main(argv):
     console.fail(
       "give at least one run directory: python -m ngpu_jax.tools.plot WORKDIR ... --out=FILE.png"
     )
+  F = flags.FLAGS
   try:
-    plot_runs(workdirs, flags.FLAGS.out, flags.FLAGS.dpi)
+    lengths = [int(x) for x in F.lengths]
+  except ValueError:
+    console.fail(f"--lengths={','.join(F.lengths)}: give whole numbers, e.g. --lengths=41,401")
+  try:
+    plot_runs(workdirs, F.out, F.dpi, F.from_step, lengths)
   except PlotError as e:
     console.fail(str(e))
-  print(f"wrote {flags.FLAGS.out}")
+  print(f"wrote {F.out}")
 
 
 if __name__ == "__main__":
