@@ -133,6 +133,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
     assert json.load(f)["num_steps"] == 20
 
 
+@pytest.mark.slow  # two training runs
 def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
   # The average passes updates through unchanged, so a run that turns it on at step 10
   # must train exactly as the run without it: the checkpoint's Adam moments are kept,
@@ -168,6 +169,7 @@ def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
   )
 
 
+@pytest.mark.slow  # two training runs
 def test_keep_checkpoints_every_keeps_the_multiples_beside_the_newest(tmp_path):
   kept = {}
   for every in (0, 10):
