@@ -43,20 +43,11 @@ def run_label(workdir: str, name: str | None = None) -> str:
     return label
 
 
-def front_lines(workdir: str, from_step: int = 0) -> list[dict]:
-  """The run's generalization-front lines (step, front, lengths) from from_step on, by step."""
-  return sorted(
-    (
-      m
-      for m in workdir_files.read_metrics(workdir)
-      if m.get("kind") == "front" and m["step"] >= from_step
-    ),
-    key=lambda m: m["step"],
-  )
+def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
+  """(train, eval, generalization-front lines) from from_step on, each by step.
 
-
-def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict]]:
-  """(train lines, eval lines) from from_step on, by step; PlotError naming the workdir if none."""
+  PlotError naming the workdir if it has no train or eval lines there.
+  """
   if not os.path.isdir(workdir):
     raise PlotError(f"{workdir}: no such run directory")
   try:
@@ -69,13 +60,14 @@ def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict]]:
   evals = sorted(
     (m for m in lines if m.get("kind") == "eval" and "probe" not in m), key=lambda m: m["step"]
   )
+  fronts = sorted((m for m in lines if m.get("kind") == "front"), key=lambda m: m["step"])
   if not train and not evals:
     where = f" from step {from_step} on" if from_step else ""
     raise PlotError(
       f"{workdir}: no metrics to plot{where} ({os.path.join(workdir, 'metrics.jsonl')} "
       "is missing or has no train/eval lines there)"
     )
-  return train, evals
+  return train, evals, fronts
 
 
 def _names(workdirs: Sequence[str]) -> list[str]:
@@ -110,14 +102,17 @@ def plot_runs(
     raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
   runs = [read_run(w, from_step) for w in workdirs]  # every workdir checked before drawing
   if lengths:
-    evaluated = {m["eval_length"] for _, evals in runs for m in evals}
+    evaluated = {m["eval_length"] for _, evals, _ in runs for m in evals}
     missing = sorted(set(lengths) - evaluated)
     if missing:
       raise PlotError(
         f"--lengths: no run evaluated length {', '.join(map(str, missing))}"
         f" (evaluated: {', '.join(map(str, sorted(evaluated))) or 'none'})"
       )
-    runs = [(train, [m for m in evals if m["eval_length"] in lengths]) for train, evals in runs]
+    runs = [
+      (train, [m for m in evals if m["eval_length"] in lengths], fronts)
+      for train, evals, fronts in runs
+    ]
   ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = fig.subplots(3, 2, sharex=True).ravel()
   colors = itertools.cycle(f"C{i}" for i in range(10))
   # Colour says which run (one legend for the figure), line style which length (one legend
@@ -125,11 +120,11 @@ def plot_runs(
   styles = {
     length: style
     for length, style in zip(
-      sorted({m["eval_length"] for _, evals in runs for m in evals}),
+      sorted({m["eval_length"] for _, evals, _ in runs for m in evals}),
       itertools.cycle(_LENGTH_STYLES),
     )
   }
-  for workdir, name, (train, evals), color in zip(workdirs, _names(workdirs), runs, colors):
+  for workdir, name, (train, evals, fronts), color in zip(workdirs, _names(workdirs), runs, colors):
     label = run_label(workdir, name)
     _plot(ax_loss, train, "loss", color=color, label=label)
     _plot(ax_len, train, "cur_length", color=color, drawstyle="steps-post")
@@ -145,7 +140,6 @@ def plot_runs(
       _plot(ax_sym, periodic, "symbol_error", color=color, ls=styles[length], marker="o")
     # Steps where the far lengths were evaluated are drawn filled: only there can the
     # front pass the longest of the frequent lengths.
-    fronts = front_lines(workdir, from_step)
     _plot(ax_front, fronts, "front", color=color, drawstyle="steps-post", marker=None)
     widest = max((len(m["lengths"]) for m in fronts), default=0)
     _plot(
