@@ -85,10 +85,7 @@ def main(argv):
 
 def packed_workdirs(template: str, seeds: list[str]) -> tuple[list[int], list[str]]:
   """The seeds as ints and their workdirs, template.format(seed=s); ValueError names the flaw."""
-  try:
-    ints = [int(s) for s in seeds]
-  except ValueError:
-    raise ValueError(f"--seeds must be integers, got {','.join(seeds)!r}") from None
+  ints = common.integers("seeds", seeds)
   if not ints:
     raise ValueError("--seeds is empty")
   if len(set(ints)) != len(ints):

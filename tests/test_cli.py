@@ -245,6 +245,12 @@ def test_evaluate_rejects_a_directory_without_a_run(tmp_path):
   assert proc.returncode == 2 and "config.json not found" in proc.stderr
 
 
+@pytest.mark.parametrize("flag", ["--lengths=41,4o1", "--average_steps=10,x"])
+def test_evaluate_names_a_list_flag_that_is_not_numbers(tmp_path, flag):
+  proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={tmp_path}", flag)
+  assert proc.returncode == 2 and f"{flag}: give whole numbers" in proc.stderr
+
+
 def test_predict_parse_lines_fuzz():
   """Any text: every line parses to a problem the task accepts, or PredictError names the line."""
   from hypothesis import given, settings

@@ -189,7 +189,7 @@ def test_packed_workdirs_and_bad_seeds():
   assert launcher.packed_workdirs("r/seed={seed}", ["0", "2"]) == ([0, 2], ["r/seed=0", "r/seed=2"])
   for template, seeds, named in [
     ("r/run", ["0", "1"], "{seed}"),
-    ("r/{seed}", ["0", "x"], "integers"),
+    ("r/{seed}", ["0", "x"], "--seeds=0,x: give whole numbers"),
     ("r/{seed}", ["1", "1"], "repeats"),
     ("r/{seed}/{other}", ["1"], "braces"),
   ]:

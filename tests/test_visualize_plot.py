@@ -100,6 +100,7 @@ def test_visualize_writes_a_gif_with_one_frame_per_step(workdir, tmp_path):
     (["--problem=101"], "missing operator"),
     (["--problem=1*1", "--task=bmul"], "trained on 'badd'"),
     (["--problem=1+1", "--steps=0"], "outside 1..3"),
+    (["--problem=1+1", "--steps=1,x"], "--steps=1,x: give whole numbers"),
     (["--problem=1+1", "--out=x.jpg"], "unknown format"),
   ],
 )

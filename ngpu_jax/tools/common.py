@@ -29,6 +29,16 @@ def define_model_flags(max_length: int, why: str) -> None:
   flags.mark_flag_as_required("model")
 
 
+def integers(name: str, values: list[str]) -> list[int]:
+  """A list flag's values (absl keeps them as text) as ints; ValueError names the flag."""
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise ValueError(
+      f"--{name}={','.join(values)}: give whole numbers separated by commas"
+    ) from None
+
+
 def start(batch_size: int) -> None:
   """What a command that computes does first: quiet absl logging, one XLA device per core."""
   from ngpu_jax import parallel  # pylint: disable=g-import-not-at-top  (aggregate needs no jax)

@@ -55,12 +55,10 @@ def main(argv):
   f = flags.FLAGS
   common.start(64)
   try:
-    lengths = [int(x) for x in f.lengths]
-    average_steps = [int(x) for x in f.average_steps]
-  except ValueError:
-    console.fail(
-      f"--lengths and --average_steps must be integers, got {f.lengths}, {f.average_steps}"
-    )
+    lengths = common.integers("lengths", f.lengths)
+    average_steps = common.integers("average_steps", f.average_steps)
+  except ValueError as e:
+    console.fail(str(e))
   try:
     loaded = loading.load_run(f.workdir, average_steps)
   except (ValueError, FileNotFoundError) as e:

@@ -214,9 +214,9 @@ def main(argv):
     )
   F = flags.FLAGS
   try:
-    lengths = [int(x) for x in F.lengths]
-  except ValueError:
-    console.fail(f"--lengths={','.join(F.lengths)}: give whole numbers, e.g. --lengths=41,401")
+    lengths = common.integers("lengths", F.lengths)
+  except ValueError as e:
+    console.fail(str(e))
   try:
     plot_runs(workdirs, F.out, F.dpi, F.from_step, lengths)
   except PlotError as e:

@@ -322,9 +322,9 @@ def main(argv):
     if f.fps <= 0 or f.dpi <= 0:
       raise VisualizeError("--fps and --dpi must be positive")
     try:
-      spec = [int(s) for s in f.steps]
-    except ValueError:
-      raise VisualizeError(f"--steps must be integers, got {','.join(f.steps)}") from None
+      spec = common.integers("steps", f.steps)
+    except ValueError as e:
+      raise VisualizeError(str(e)) from None
     workdir, config = common.model_config(f.model, f.task)
     task = tasks.get_task(config.task)
     n = len(task.parse(f.problem))  # bad text fails here, before the checkpoint is read
