@@ -240,6 +240,20 @@ def test_main_rejects_bad_configs_before_compiling(tmp_path, args, message):
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
 
 
+def test_evaluate_scores_a_shipped_model_by_name_and_writes_nothing_into_it():
+  shipped = os.path.join(loading.PRETRAINED_DIR, "badd")
+  listing = lambda: sorted(
+    os.path.relpath(os.path.join(d, n), shipped) for d, _, ns in os.walk(shipped) for n in ns
+  )
+  before = listing()
+  proc = _evaluate("badd", "--lengths=7", "--examples=8", "--probe_examples=2")
+  assert (
+    f"({shipped})" in proc.stdout and "      7              3        8     0.0000" in proc.stdout
+  )
+  assert "is an exported model: the results are printed, not appended" in proc.stdout
+  assert listing() == before
+
+
 def test_evaluate_rejects_a_directory_without_a_run(tmp_path):
   proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={tmp_path}")
   assert proc.returncode == 2 and "config.json not found" in proc.stderr

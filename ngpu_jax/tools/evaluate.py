@@ -3,8 +3,10 @@
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
       [--average_steps=1500,1650] [--columns] [--with_dropout]
 
-prints a table and appends eval lines to DIR/metrics.jsonl. With --average_steps it
-scores the mean of those checkpoints' parameters, and its lines say so. --columns also
+prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
+(WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
+artifacts, so nothing is appended to them. With --average_steps it scores the mean of those
+checkpoints' parameters, and its lines say so. --columns also
 prints where in the answer the errors sit; --with_dropout scores with the training's dropout
 on, and appends nothing.
 """
@@ -16,7 +18,12 @@ from ngpu_jax.tools import common
 
 
 def define_flags():
-  flags.DEFINE_string("workdir", None, "Run directory holding config.json and checkpoints.")
+  flags.DEFINE_string(
+    "workdir",
+    None,
+    "Run directory holding config.json and checkpoints, or an exported model "
+    "(a directory, or the name of a shipped one).",
+  )
   flags.DEFINE_list("lengths", ["41", "401"], "Input lengths to evaluate (401 = 200-bit operands).")
   flags.DEFINE_integer("examples", 128, "Fresh random problems per length.")
   flags.DEFINE_integer(
@@ -60,7 +67,8 @@ def main(argv):
   except ValueError as e:
     console.fail(str(e))
   try:
-    loaded = loading.load_run(f.workdir, average_steps)
+    workdir = loading.resolve_model(f.workdir, "--workdir")
+    loaded = loading.load_run(workdir, average_steps)
   except (ValueError, FileNotFoundError) as e:
     console.fail(f"{e}")
   config, task = loaded.config, loaded.task
@@ -82,7 +90,7 @@ def main(argv):
   )
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
   what += ", dropout on" if f.with_dropout else ""
-  print(f"{task.name} at {what} ({f.workdir})")
+  print(f"{task.name} at {what} ({workdir})")
   print(evaluation.format_table(results, task.name))
   if f.columns:
     profiles = {
@@ -115,8 +123,13 @@ def main(argv):
     print(evaluation.format_probe_table(probe_results))
   if f.with_dropout:  # not the model's answers: no line a table could take as its result
     return
+  if workdir_files.is_model_dir(workdir):
+    # A model directory is what export wrote (in the package, for a shipped one): a record
+    # appended there would change the artifact and the wheel built from it.
+    print(f"({workdir} is an exported model: the results are printed, not appended)")
+    return
   source = {"source": "evaluate", **({"averaged_steps": average_steps} if average_steps else {})}
-  reporter = workdir_files.MetricsWriter(f.workdir, parallel.is_main_process())
+  reporter = workdir_files.MetricsWriter(workdir, parallel.is_main_process())
   for length, r in results.items():
     reporter.write("eval", loaded.step, {"eval_length": length, **r, **source})
   for (family, length), r in probe_results.items():
