@@ -33,6 +33,12 @@ flags.DEFINE_list(
   "Conv forms whose train step at length 41 is compared (model.conv_impl='auto' "
   "picks by backend; this shows whether the pick is the fast one).",
 )
+flags.DEFINE_list(
+  "precisions",
+  ["highest", "default"],
+  "config.precision values the train step at length 41 is compared at (GPUs run float32 "
+  "products in TF32 at 'default'; the CPU computes both in float32).",
+)
 flags.DEFINE_bool("launch", True, "Also time launcher start-up (two subprocesses).")
 SECTIONS = ("train", "conv", "dngpu", "batches", "e2e", "forward", "launch", "packed")
 flags.DEFINE_multi_enum("sections", list(SECTIONS), SECTIONS, "What to measure.")
@@ -149,6 +155,7 @@ def bench_train(config, task, mesh, lengths, reps, label="train_step"):
       {
         "fn": label,
         "conv_impl": config.model.conv_impl,
+        "precision": config.precision,
         "length": length,
         "batch": config.batch_size,
         "first_call_s": compile_s,
@@ -575,6 +582,15 @@ def main(argv):
       config.model.conv_impl = impl
       emit(bench_train(config, task, mesh, (41,), reps))
   config.model.conv_impl = "auto"
+  highest = config.precision
+  for precision in [] if FLAGS.quick or "conv" not in sections else FLAGS.precisions:
+    if precision != highest:
+      config.precision = precision
+      rows = bench_train(config, task, mesh, (41,), reps, label=f"train {precision}")
+      for r in rows:
+        r["conv_impl"] = auto
+      emit(rows)
+  config.precision = highest
   for setting in FLAGS.dngpu_settings if "dngpu" in sections else []:
     dconfig = dngpu_config(FLAGS.dngpu_task)
     groups, _, unroll = setting.partition(":")

@@ -5,6 +5,7 @@ k_3x3xMxO with the first spatial axis along W and the second along H, i.e. the
 HWIO layout of `lax.conv_general_dilated` with our W playing its "H".
 """
 
+import functools
 from typing import Literal, NamedTuple
 
 import jax
@@ -41,9 +42,14 @@ def resolve_conv_impl(impl: ConvImpl, rows: int = 4) -> str:
   return impl
 
 
-def _xla_conv(s_BxWxHxC, k_3x3xCxO):
+def _xla_conv(s_BxWxHxC, k_3x3xCxO, precision=None):
   return jax.lax.conv_general_dilated(
-    s_BxWxHxC, k_3x3xCxO, window_strides=(1, 1), padding="SAME", dimension_numbers=_DIMS
+    s_BxWxHxC,
+    k_3x3xCxO,
+    window_strides=(1, 1),
+    padding="SAME",
+    dimension_numbers=_DIMS,
+    precision=precision,
   )
 
 
@@ -57,43 +63,58 @@ def _patches(s_BxWxHxC, kh: int = 3):
   )
 
 
-def _im2col_conv(s_BxWxHxC, k_3xKxCxO):
+def _im2col_conv(s_BxWxHxC, k_3xKxCxO, precision=None):
   # The kernel flattens (i, j, c) in the same order as _patches, so one matmul does all taps.
-  return _patches(s_BxWxHxC, k_3xKxCxO.shape[1]) @ k_3xKxCxO.reshape(-1, k_3xKxCxO.shape[-1])
+  return jnp.matmul(
+    _patches(s_BxWxHxC, k_3xKxCxO.shape[1]),
+    k_3xKxCxO.reshape(-1, k_3xKxCxO.shape[-1]),
+    precision=precision,
+  )
 
 
-@jax.custom_vjp
-def _hybrid_conv(s_BxWxHxC, k_3x3xCxO):
-  return _xla_conv(s_BxWxHxC, k_3x3xCxO)
+# The precision is a static argument: the backward pass is traced after the forward's caller
+# has returned, so it must carry the precision itself.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _hybrid_conv(s_BxWxHxC, k_3x3xCxO, precision):
+  return _xla_conv(s_BxWxHxC, k_3x3xCxO, precision)
 
 
-def _hybrid_fwd(s_BxWxHxC, k_3x3xCxO):
-  return _xla_conv(s_BxWxHxC, k_3x3xCxO), (s_BxWxHxC, k_3x3xCxO)
+def _hybrid_fwd(s_BxWxHxC, k_3x3xCxO, precision):
+  return _xla_conv(s_BxWxHxC, k_3x3xCxO, precision), (s_BxWxHxC, k_3x3xCxO)
 
 
-def _hybrid_bwd(res, g_BxWxHxO):
+def _hybrid_bwd(precision, res, g_BxWxHxO):
   s_BxWxHxC, k_3x3xCxO = res
   # d/ds: the same SAME correlation with the kernel flipped in space and transposed.
-  ds_BxWxHxC = _xla_conv(g_BxWxHxO, jnp.transpose(k_3x3xCxO[::-1, ::-1], (0, 1, 3, 2)))
+  k_flip = jnp.transpose(k_3x3xCxO[::-1, ::-1], (0, 1, 3, 2))
+  ds_BxWxHxC = _xla_conv(g_BxWxHxO, k_flip, precision)
   # d/dk as one matmul: the conv kernel gradient is what is slow in scan on CPU.
-  dk_9CxO = jnp.einsum("bwhp,bwho->po", _patches(s_BxWxHxC, k_3x3xCxO.shape[1]), g_BxWxHxO)
+  dk_9CxO = jnp.einsum(
+    "bwhp,bwho->po",
+    _patches(s_BxWxHxC, k_3x3xCxO.shape[1]),
+    g_BxWxHxO,
+    precision=precision,
+  )
   return ds_BxWxHxC, dk_9CxO.reshape(k_3x3xCxO.shape)
 
 
 _hybrid_conv.defvjp(_hybrid_fwd, _hybrid_bwd)
 
 
-def conv3x3(s_BxWxHxC: jax.Array, k_3x3xCxO: jax.Array, impl: str = "hybrid") -> jax.Array:
+def conv3x3(
+  s_BxWxHxC: jax.Array, k_3x3xCxO: jax.Array, impl: str = "hybrid", precision: str | None = None
+) -> jax.Array:
   """SAME 3x3 convolution (cross-correlation, stride 1) in one of three equal forms.
 
   'xla': lax.conv and its autodiff. 'im2col': pad + 9 shifted slices + one
   matmul. 'hybrid': lax.conv forward and input gradient, im2col kernel gradient.
+  precision: of the products, forward and backward (None: jax's default_matmul_precision).
   """
   if impl == "xla":
-    return _xla_conv(s_BxWxHxC, k_3x3xCxO)
+    return _xla_conv(s_BxWxHxC, k_3x3xCxO, precision)
   if impl == "im2col":
-    return _im2col_conv(s_BxWxHxC, k_3x3xCxO)
-  return _hybrid_conv(s_BxWxHxC, k_3x3xCxO)
+    return _im2col_conv(s_BxWxHxC, k_3x3xCxO, precision)
+  return _hybrid_conv(s_BxWxHxC, k_3x3xCxO, precision)
 
 
 def sigmoid_cutoff(x: jax.Array, cutoff: float = 1.2) -> jax.Array:
@@ -155,6 +176,7 @@ def cgru(
   impl: str = "hybrid",
   candidate_dropout=None,
   mask_BxWx1x1=None,
+  precision: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """One CGRU layer: u keeps the old state, r resets what the candidate reads.
 
@@ -162,11 +184,11 @@ def cgru(
   Returns (new state, saturation cost of this layer's pre-activations inside the mask;
   XLA drops that computation when the caller ignores it).
   """
-  g_BxWxHx2M = conv3x3(s_BxWxHxM, p["gates_k"], impl) + p["gates_b"]
+  g_BxWxHx2M = conv3x3(s_BxWxHxM, p["gates_k"], impl, precision) + p["gates_b"]
   gu_BxWxHxM, gr_BxWxHxM = jnp.split(g_BxWxHx2M, 2, axis=-1)
   pre_u, pre_r = gu_BxWxHxM + cell.u_offset, gr_BxWxHxM + cell.r_offset
   u_BxWxHxM, r_BxWxHxM = _gate(cell, pre_u), _gate(cell, pre_r)
-  pre_c = conv3x3(r_BxWxHxM * s_BxWxHxM, p["cand_k"], impl) + p["cand_b"]
+  pre_c = conv3x3(r_BxWxHxM * s_BxWxHxM, p["cand_k"], impl, precision) + p["cand_b"]
   c_BxWxHxM = candidate_fn(cell, pre_c)
   if candidate_dropout is not None:
     c_BxWxHxM = candidate_dropout(c_BxWxHxM)
@@ -184,6 +206,7 @@ def step(
   cell: Cell = Cell(),
   impl: str = "hybrid",
   candidate_dropout=None,
+  precision: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """One Neural GPU step: L CGRU layers (leading axis of every leaf), masking after each.
 
@@ -196,7 +219,13 @@ def step(
     p = jax.tree.map(lambda a, i=layer: a[i], p_layers)
     drop = candidate_dropout(layer) if candidate_dropout is not None else None
     s_BxWxHxM, sat_l = cgru(
-      p, s_BxWxHxM, cell=cell, impl=impl, candidate_dropout=drop, mask_BxWx1x1=mask_BxWx1x1
+      p,
+      s_BxWxHxM,
+      cell=cell,
+      impl=impl,
+      candidate_dropout=drop,
+      mask_BxWx1x1=mask_BxWx1x1,
+      precision=precision,
     )
     # Columns past the input length must stay empty, or the padded width of the
     # bucket would change what the model computes.

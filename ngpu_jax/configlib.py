@@ -9,6 +9,7 @@ import ml_collections
 # Fields a resumed run may change without being a different experiment.
 RESUMABLE_CHANGES = (
   "variant",
+  "precision",
   "num_steps",
   "max_train_minutes",
   "log_every",
@@ -21,6 +22,10 @@ RESUMABLE_CHANGES = (
   "keep_checkpoints_every",
   "keep_best",
 )
+
+# jax.default_matmul_precision's names for float32 inputs: the backend's fastest, 3 bfloat16
+# passes (TPU) or TF32, and full float32.
+PRECISIONS = ("default", "high", "highest")
 
 # Fields whose base() default changed when the references' training protocol became the
 # default: a config.json written before a field existed ran with the value here, so that is
@@ -42,6 +47,9 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.seed = 0  # seeds the parameters, the data stream, dropout and noise
   c.variant = ""  # a label for results tables (aggregate); "" = list the changed fields
   c.batch_size = 32  # global batch, split over all devices of all processes
+  c.precision = "highest"  # of the float32 matmuls and convolutions: 'highest' is float32 on
+  # every backend; 'default' lets GPUs use TF32 (10-bit mantissa) and TPUs bfloat16 passes, the
+  # backend's default, which the numbers of a 2000-step recurrence may not survive
   c.num_steps = 30_000  # training steps (the run may stop earlier, see stop_when_solved)
   c.max_train_minutes = 0.0  # stop (checkpoint, final evaluation) after this much training time,
   # summed over resumes; 0 = no limit. For budgets like "30 CPU minutes".
@@ -486,6 +494,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     f"eval.far_gate: must be a sequence error in [0, 1], got {c.eval.far_gate!r}",
   )
   need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")
+  need(
+    c.precision in PRECISIONS,
+    f"precision: must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
+  )
   long_lengths = tuple(c.final_eval.long_lengths)
   need(
     all(isinstance(n, int) and n >= cur.min_length for n in long_lengths),

@@ -10,6 +10,7 @@ Params are a plain dict pytree:
   readout      {k: MxC, b: C}     1x1 conv from row 0 to the output classes
 """
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -117,6 +118,7 @@ class Spec(NamedTuple):
   scan_unroll: int  # steps per loop iteration (changes no number)
   readout: str  # "own_length", "final" or "final_masked" (see readout_lengths)
   saturation: bool  # sum the saturation cost (Output.saturation; else it is 0)
+  precision: str  # of every matmul and convolution (configlib.PRECISIONS)
 
   @classmethod
   def from_config(cls, config) -> "Spec":
@@ -142,6 +144,7 @@ class Spec(NamedTuple):
       scan_unroll=int(m.scan_unroll),
       readout=m.readout,
       saturation=bool(config.saturation.enabled),
+      precision=config.precision,
     )
 
 
@@ -172,7 +175,8 @@ def apply(
   train=True turns on dropout (given dropout_key) and rematerialisation (spec.remat).
   Dropout hits the whole state between steps (the paper) or the embedded
   input and each layer's candidate (DNGPU). keep_states keeps the mental image after
-  every step (for pictures: it holds the whole history).
+  every step (for pictures: it holds the whole history). Every matmul and convolution runs at
+  spec.precision.
   width: the width this batch stands for when it is padded wider (seeds packed into one
   program, see steps.make_packed_train_step); the dropout rate, the 'final' readout and the
   saturation cost follow it, so the padding changes no number. None: the array's width.
@@ -186,12 +190,13 @@ def apply(
   maps = params["embed"].shape[1]
   cell, rows = spec.cell, spec.rows
   impl = cgru.resolve_conv_impl(spec.conv_impl, rows)
+  mm = functools.partial(jnp.matmul, precision=spec.precision)
   mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
   mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(jnp.float32)
 
   if "embed_proj" in params:  # the paper's input path
     embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
-    e_BxWxM = jnp.tanh(embed[x_BxW]) @ params["embed_proj"]["k"] + params["embed_proj"]["b"]
+    e_BxWxM = mm(jnp.tanh(embed[x_BxW]), params["embed_proj"]["k"]) + params["embed_proj"]["b"]
   else:  # one-hot @ kernel is a row lookup; the blank has a row of its own
     e_BxWxM = params["embed"][x_BxW] + params["embed_b"]
   sat_in = jnp.zeros((), jnp.float32)
@@ -218,7 +223,15 @@ def apply(
       key_t = jax.random.fold_in(dropout_key, t)
       drop = lambda layer: lambda c: _dropout(jax.random.fold_in(key_t, layer), c, dropout_rate)
     p_layers = jax.tree.map(lambda a: a[t % relax_copies], steps)
-    s, sat_t = cgru.step(p_layers, s, mask_BxWx1x1, cell=cell, impl=impl, candidate_dropout=drop)
+    s, sat_t = cgru.step(
+      p_layers,
+      s,
+      mask_BxWx1x1,
+      cell=cell,
+      impl=impl,
+      candidate_dropout=drop,
+      precision=spec.precision,
+    )
     done_Bx1x1 = (t + 1 == read_B)[:, None, None]
     out_BxWxM = jnp.where(done_Bx1x1, s[:, :, 0, :], out_BxWxM)
     if spec.saturation:  # else left out, so that XLA does not carry it through the loop
@@ -234,7 +247,7 @@ def apply(
   (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(
     body, carry0, jnp.arange(w), unroll=min(spec.scan_unroll, w)
   )
-  logits_BxWxC = out_BxWxM @ params["readout"]["k"] + params["readout"]["b"]
+  logits_BxWxC = mm(out_BxWxM, params["readout"]["k"]) + params["readout"]["b"]
   # Per active column and step, summed over rows, maps and pre-activations: the
   # DNGPU's scale, so the starting weight 1e-3 means what it means there.
   # The scored columns, not the computing ones: the DNGPU divides by bin width^2 per problem.

@@ -228,6 +228,10 @@ def test_predict_names_the_length_limit(workdir):
     ),
     (["--config=experiments/badd.py:smoke", "--config.model.maps=abc"], "--config.model.maps=abc"),
     (
+      ["--config=experiments/badd.py:smoke", "--config.precision=tf32"],
+      "precision: must be one of default, high, highest, got 'tf32'",
+    ),
+    (
       ["--config=experiments/nosuchfile.py"],
       "No such file or directory: 'experiments/nosuchfile.py'",
     ),

@@ -136,6 +136,38 @@ def test_remat_and_conv_forms_agree(params):
     np.testing.assert_allclose(g4, g1, rtol=1e-4, atol=1e-5)
 
 
+def _product_precisions(jaxpr):
+  """The precision of every matmul and convolution in a jaxpr, its loops' bodies included."""
+  out = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+      out.append(eqn.params["precision"])
+    for v in eqn.params.values():
+      for sub in v if isinstance(v, (tuple, list)) else (v,):
+        sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's jaxpr
+        if hasattr(sub, "eqns"):
+          out += _product_precisions(sub)
+  return out
+
+
+@pytest.mark.parametrize("conv", ["xla", "im2col", "hybrid"])
+def test_every_product_of_the_training_gradient_runs_at_the_configured_precision(params, conv):
+  """GPUs run float32 products in TF32 unless told otherwise; the config tells every one of
+  them, the hand-written backward pass of the 'hybrid' convolution included."""
+  x, n = jnp.ones((2, 5), jnp.int32), jnp.array([5, 3])
+  for precision, want in (("highest", jax.lax.Precision.HIGHEST), ("default", None)):
+    sp = spec(conv_impl=conv, precision=precision, dropout_on="candidate")
+    loss = lambda p: jnp.sum(
+      model.apply(p, x, n, sp, train=True, dropout_key=jax.random.key(0)).logits_BxWxC ** 2
+    )
+    found = _product_precisions(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
+    assert len(found) >= 6  # the step's two convolutions, forward and backward; embed; readout
+    if want is None:
+      assert all(p in (None, (jax.lax.Precision.DEFAULT,) * 2) for p in found), found
+    else:
+      assert all(p == (want, want) for p in found), found
+
+
 def test_dropout_changes_output_only_when_on(params):
   x = np.random.default_rng(4).integers(1, 13, (2, 6))
   n = np.array([6, 6])
