@@ -37,6 +37,18 @@ LEGACY_DEFAULTS = {
   "eval.fresh": False,
   "eval.far_lengths": (),
   "data_generator": "exact",
+  # Every family there was before carry_chain_in_random: what a hard_mix run drew from then.
+  "hard_families": (
+    "alternating",
+    "carry_chain_random_start",
+    "max_plus_max",
+    "max_plus_one",
+    "max_times_max",
+    "max_times_random",
+    "one_digit_padded",
+    "powers_of_base",
+    "zero_run",
+  ),
 }
 
 
@@ -57,6 +69,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   # (the DNGPU writes bmul answers so); evaluation and predict follow
   c.hard_mix = 0.0  # fraction of every training batch drawn from the task's hard-case probe
   # families instead of random operands (robustness training); arithmetic only
+  c.hard_families = ()  # the probe families hard_mix draws from, uniformly; () = all of the
+  # task's. Names of another task's families are skipped (one list can serve badd and bmul)
   c.init_from = ""  # start from these parameters instead of random ones (fine-tuning): a run
   # directory (its newest checkpoint), an exported model such as a run's best/, or a shipped
   # model's name; the step, optimizer and schedule start fresh. Ignored once the run has a
@@ -258,7 +272,14 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
-  from ngpu_jax import cgru, data, optim, schedule, tasks  # pylint: disable=g-import-not-at-top
+  from ngpu_jax import (  # pylint: disable=g-import-not-at-top
+    cgru,
+    data,
+    optim,
+    probes,
+    schedule,
+    tasks,
+  )
 
   errors = []
 
@@ -287,6 +308,17 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(
     c.hard_mix == 0.0 or c.task in tasks.ARITHMETIC,
     f"hard_mix: the probe families exist for the arithmetic tasks only, not {c.task!r}",
+  )
+  known = sorted({n for t in tasks.ARITHMETIC for n in probes.families(tasks.get_task(t))})
+  unknown = [n for n in c.hard_families if n not in known]
+  need(
+    not unknown,
+    f"hard_families: no probe family {', '.join(map(repr, unknown))}; known: {', '.join(known)}",
+  )
+  need(
+    not (c.hard_mix and c.task in tasks.ARITHMETIC)
+    or probes.mix_families(tasks.get_task(c.task), c.hard_families),
+    f"hard_families: none of {list(c.hard_families)} is a family of {c.task!r}",
   )
   need(
     c.data_generator in ("exact", "vectorized"),

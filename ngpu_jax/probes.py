@@ -7,7 +7,7 @@ with leading zeros) for a given length; the answers come from the task's exact
 arithmetic like every other problem.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,30 @@ def _carry_chain_at_random_position(rng, base, k, count):
     low = _rand(rng, base, p)
     a = low + (base**k - base**p)  # digits p..k-1 are base-1, random below p
     pairs.append((a, base**p))
+  return pairs
+
+
+def _carry_chain_in_random(rng, base, k, count):
+  """Random operands around one long carry chain: a carry made at p (digits summing to base or
+  more) crosses the next k/2 to k-1 digits, each pair summing to base-1 with the digits split
+  at random between a and b, and stops somewhere inside the number.
+
+  Random operands make such a chain about once per 2^11 positions in base 2, so 20-bit training
+  problems almost never hold one, and a model exact on them carries wrongly across 10 or more
+  mixed digits of a 200-bit sum, where the other carry families (all base-1 digits in one
+  operand) are right.
+  """
+  pairs = []
+  for _ in range(count):
+    da, db = (rng.integers(0, base, k) for _ in range(2))
+    span = int(rng.integers(max(1, k // 2), k)) if k > 1 else 0
+    p = int(rng.integers(0, k - span))
+    da[p] = rng.integers(1, base)
+    db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
+    da[p + 1 : p + span + 1] = rng.integers(0, base, span)
+    db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
+    value = lambda d: sum(int(x) * base**i for i, x in enumerate(d))
+    pairs.append((value(da), value(db)))
   return pairs
 
 
@@ -84,6 +108,7 @@ ADD_FAMILIES: dict[str, Family] = {
   "max_plus_max": _all_max,
   "alternating": _alternating,
   "carry_chain_random_start": _carry_chain_at_random_position,
+  "carry_chain_in_random": _carry_chain_in_random,
 }
 MUL_FAMILIES: dict[str, Family] = {
   "one_digit_padded": _one_digit,
@@ -99,6 +124,12 @@ def families(task: tasks.Task) -> dict[str, Family]:
   if task.name not in tasks.ARITHMETIC:
     return {}
   return MUL_FAMILIES if task.name.endswith("mul") else ADD_FAMILIES
+
+
+def mix_families(task: tasks.Task, names: Sequence[str] = ()) -> list[str]:
+  """The task's families among names (all of them for ()), in the order hard_mix draws by."""
+  own = families(task)
+  return sorted(n for n in (names or own) if n in own)
 
 
 def base_of(task: tasks.Task) -> int:
@@ -126,17 +157,22 @@ def probe_batch(
 
 
 def mix_into(
-  task: tasks.Task, batch: data.Batch, rng: np.random.Generator, fraction: float
+  task: tasks.Task,
+  batch: data.Batch,
+  rng: np.random.Generator,
+  fraction: float,
+  names: Sequence[str] = (),
 ) -> data.Batch:
   """The batch with its first round(fraction * B) problems replaced by hard cases.
 
   Each replacement is one problem of a family drawn uniformly, at the length of the
-  problem it replaces, padded to the batch's width.
+  problem it replaces, padded to the batch's width. names: the families to draw from (those
+  of another task are skipped, so one list serves a config used for several tasks); () = all.
   """
   count = int(round(fraction * batch.x_BxW.shape[0]))
   if count == 0:
     return batch
-  names = sorted(families(task))
+  names = mix_families(task, names)
   x_BxW, y_BxW = batch.x_BxW.copy(), batch.y_BxW.copy()
   for i, f in enumerate(rng.integers(0, len(names), count)):
     length = int(batch.n_B[i])

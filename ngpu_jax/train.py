@@ -112,7 +112,7 @@ def training_batches(
     )
   if c.hard_mix:
     rng = data.hard_mix_rng(c.seed, step)
-    batches = tuple(probes.mix_into(task, b, rng, c.hard_mix) for b in batches)
+    batches = tuple(probes.mix_into(task, b, rng, c.hard_mix, c.hard_families) for b in batches)
   return batches if layout is None else data.pack(batches, layout)
 
 

@@ -68,7 +68,7 @@ def check_or_write_config(
       old = with_defaults(json.load(f))
     diff = [
       d
-      for d in config_diff(old, new)
+      for d in config_diff(resolved(old), resolved(new))
       if d.split(".")[0].split(":")[0] not in configlib.RESUMABLE_CHANGES
     ]
     if diff and not allow_change:
@@ -82,6 +82,20 @@ def check_or_write_config(
     with open(tmp, "w") as f:
       json.dump(new, f, indent=2)
     os.replace(tmp, path)  # never a half-written config.json
+
+
+def resolved(config: dict) -> dict:
+  """The config with hard_families as the families its task draws from: the same mix whether
+  named in full, by the task's own names alone, or (an older run) by every family there was;
+  [] when it draws none."""
+  if "hard_families" not in config:
+    return config
+  if not config.get("hard_mix") or config.get("task") not in tasks.ARITHMETIC:
+    return {**config, "hard_families": []}  # no hard cases drawn: the list changes nothing
+  from ngpu_jax import probes  # pylint: disable=g-import-not-at-top
+
+  names = probes.mix_families(tasks.get_task(config["task"]), config["hard_families"])
+  return {**config, "hard_families": names}
 
 
 def with_defaults(saved: dict) -> dict:

@@ -81,7 +81,13 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   probe_lines = {(m["probe"], m["eval_length"]) for m in new if "probe" in m}
   assert probe_lines == {
     (f, n)
-    for f in ("max_plus_one", "max_plus_max", "alternating", "carry_chain_random_start")
+    for f in (
+      "max_plus_one",
+      "max_plus_max",
+      "alternating",
+      "carry_chain_random_start",
+      "carry_chain_in_random",
+    )
     for n in (7, 41)
   }
 

@@ -1,11 +1,15 @@
 """Hard-case probe families: the right structure, and answers from independent arithmetic."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ngpu_jax import configlib, data, probes, steps, tasks, train
+from ngpu_jax import configlib, data, probes, steps, tasks, train, workdir_files
+
+from conftest import tiny_config
 
 
 def _operands(row, base, k):
@@ -51,6 +55,63 @@ def test_family_structure():
     assert "1" * 10 in hole  # symbol 1 = digit 0: half the operand zero in a row
   for a, c in probes._carry_chain_at_random_position(rng, 2, 20, 50):  # pylint: disable=protected-access
     assert (a + c) >> 20 == 1  # the carry always leaves the top digit
+
+
+@pytest.mark.parametrize("base", [2, 4, 10])
+def test_carry_chain_in_random_carries_across_half_the_operand_or_more(base):
+  """A carry made at one digit crosses k/2 to k-1 more, with both operands' digits in the
+  chain (not all base-1 digits in one operand, as the other carry families have them)."""
+  k, longest, top_in_a = 20, [], []
+  for a, b in probes._carry_chain_in_random(np.random.default_rng(base), base, k, 200):  # pylint: disable=protected-access
+    da, db = ([(v // base**i) % base for i in range(k)] for v in (a, b))
+    carry, run, best = 0, [], []
+    for x, y in zip(da, db):
+      run = run + [x] if carry and x + y == base - 1 else []
+      carry = int(x + y + carry >= base)
+      best = max(best, run, key=len)
+    longest.append(len(best))
+    top_in_a += [x == base - 1 for x in best]  # a's digit is base-1, so b's is 0
+  assert min(longest) >= k // 2 and max(longest) <= k - 1 and np.mean(longest) < k - 2
+  assert 0.5 / base < np.mean(top_in_a) < 1.5 / base  # the chain's digits split between a and b
+
+
+def test_hard_families_pick_what_hard_mix_draws():
+  badd, bmul = tasks.get_task("badd"), tasks.get_task("bmul")
+  assert probes.mix_families(badd) == sorted(probes.ADD_FAMILIES)
+  legacy = configlib.LEGACY_DEFAULTS["hard_families"]
+  assert probes.mix_families(badd, legacy) == sorted(
+    set(probes.ADD_FAMILIES) - {"carry_chain_in_random"}
+  )
+  assert probes.mix_families(bmul, legacy) == sorted(probes.MUL_FAMILIES)
+  batch = data.make_batch(badd, np.random.default_rng(0), 64, 41, 41)
+  only = probes.mix_into(badd, batch, np.random.default_rng(1), 0.5, ("max_plus_one", "zero_run"))
+  for x in only.x_BxW[:32].tolist():
+    assert _operands(x, 2, 20) == (2**20 - 1, 1)
+  with pytest.raises(ValueError, match="hard_families: no probe family 'max_plus_two'; known: "):
+    configlib.validate(tiny_config("badd", hard_mix=0.1, hard_families=("max_plus_two",)))
+  with pytest.raises(
+    ValueError, match=r"hard_families: none of \['zero_run'\] is a family of 'badd'"
+  ):
+    configlib.validate(tiny_config("badd", hard_mix=0.1, hard_families=("zero_run",)))
+
+
+def test_a_run_from_before_hard_families_resumes_with_the_families_it_drew_from(tmp_path):
+  """Its config.json has no hard_families: it drew from every family there was, so it resumes
+  with those named (in full or by its task's names) and is refused with the new family."""
+  old = workdir_files.config_to_dict(tiny_config("badd", hard_mix=0.1))
+  del old["hard_families"]
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  four = ("alternating", "carry_chain_random_start", "max_plus_max", "max_plus_one")
+  for ok in (four, configlib.LEGACY_DEFAULTS["hard_families"]):
+    c = tiny_config("badd", hard_mix=0.1, hard_families=ok)
+    workdir_files.check_or_write_config(str(tmp_path), c, write=False)
+  with pytest.raises(workdir_files.ConfigMismatchError, match="carry_chain_in_random"):
+    workdir_files.check_or_write_config(
+      str(tmp_path), tiny_config("badd", hard_mix=0.1), write=False
+    )
+  old["hard_mix"] = 0.0  # no hard cases drawn: the list changes nothing
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  workdir_files.check_or_write_config(str(tmp_path), tiny_config("badd"), write=False)
 
 
 @pytest.mark.parametrize("name", ["badd", "bmul", "add", "qmul"])

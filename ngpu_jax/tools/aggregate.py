@@ -71,7 +71,7 @@ def _variant(config: dict) -> str:
   base = workdir_files.config_to_dict(configlib.base(config["task"]))
   diff = [
     d
-    for d in workdir_files.config_diff(base, config)
+    for d in workdir_files.config_diff(*map(workdir_files.resolved, (base, config)))
     if not d.startswith(
       (
         "seed:",
@@ -93,7 +93,7 @@ def _variant(config: dict) -> str:
   previous = [
     f"{k}={v!r}"
     for k, v in configlib.LEGACY_DEFAULTS.items()
-    if not k.startswith(("eval.", "stop_rule", "data_generator"))
+    if not k.startswith(("eval.", "stop_rule", "data_generator", "hard_families"))
   ]
   if previous and all(p in labels for p in previous):
     labels = ["paper, previous protocol"] + [x for x in labels if x not in previous]
