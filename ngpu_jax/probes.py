@@ -17,8 +17,13 @@ Pairs = list[tuple[int, int]]
 Family = Callable[[np.random.Generator, int, int, int], Pairs]  # (rng, base, k, count)
 
 
+def _number(digits, base):
+  """The int whose little-endian digits these are."""
+  return sum(int(d) * base**i for i, d in enumerate(digits))
+
+
 def _rand(rng, base, k):
-  return int(sum(int(d) * base**i for i, d in enumerate(rng.integers(0, base, k))))
+  return _number(rng.integers(0, base, k), base)
 
 
 def _carry_chain_at_random_position(rng, base, k, count):
@@ -51,8 +56,7 @@ def _carry_chain_in_random(rng, base, k, count):
     db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
     da[p + 1 : p + span + 1] = rng.integers(0, base, span)
     db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
-    value = lambda d: sum(int(x) * base**i for i, x in enumerate(d))
-    pairs.append((value(da), value(db)))
+    pairs.append((_number(da, base), _number(db, base)))
   return pairs
 
 
