@@ -35,6 +35,11 @@ results/long/badd_reference_seed1_lr_held_from20000/): at step 35,000 exact to 6
 of 128 200-bit sums wrong (symbol error 0.0007), 56% wrong at step 30,000, 60% and 91% at
 40,000 and 45,000; the mean of its steps 35,000-38,000 (evaluate --average_steps) 7.6% of
 512 wrong. Seed 0 forked at 15,000 with the lr held: at chance at 401 to step 26,000.
+All of that from step 0 in one run (--config.optim.min_lr_factor=0.57
+--config.optim.ema_decay=0.9995 --config.hard_mix=0.1, seed 1,
+results/long/badd_reference_lr_floor0.57_ema0.9995_hard_mix0.1_seed1/): 31% of 128 fresh
+200-bit sums right at step 14,000 and 82% at step 18,000, still improving; seed 0 under it
+like its plain run up to step 12,000.
 """
 
 from ngpu_jax import configlib, experiment_files
