@@ -70,7 +70,8 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.hard_mix = 0.0  # fraction of every training batch drawn from the task's hard-case probe
   # families instead of random operands (robustness training); arithmetic only
   c.hard_families = ()  # the probe families hard_mix draws from, uniformly; () = all of the
-  # task's. Names of another task's families are skipped (one list can serve badd and bmul)
+  # task's but those drawn only by name (probes.NAMED_ONLY: no_carry_chain_in_random). Names of
+  # another task's families are skipped (one list can serve badd and bmul)
   c.init_from = ""  # start from these parameters instead of random ones (fine-tuning): a run
   # directory (its newest checkpoint), an exported model such as a run's best/, or a shipped
   # model's name; the step, optimizer and schedule start fresh. Ignored once the run has a

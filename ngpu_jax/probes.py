@@ -37,6 +37,27 @@ def _carry_chain_at_random_position(rng, base, k, count):
   return pairs
 
 
+def _chain_in_random(rng, base, k, count, carry_in: bool):
+  """Random operands around one run of k/2 to k-1 digit pairs that each sum to base-1 (the
+  digits split at random between a and b), above a pair that makes a carry (carry_in) or
+  one that cannot pass one on (its digits sum to base-2 or less)."""
+  pairs = []
+  for _ in range(count):
+    da, db = (rng.integers(0, base, k) for _ in range(2))
+    span = int(rng.integers(max(1, k // 2), k)) if k > 1 else 0
+    p = int(rng.integers(0, k - span))
+    if carry_in:
+      da[p] = rng.integers(1, base)
+      db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
+    else:
+      da[p] = rng.integers(0, base - 1)
+      db[p] = rng.integers(0, base - 1 - da[p])  # da[p] + db[p] <= base - 2: none out of p
+    da[p + 1 : p + span + 1] = rng.integers(0, base, span)
+    db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
+    pairs.append((_number(da, base), _number(db, base)))
+  return pairs
+
+
 def _carry_chain_in_random(rng, base, k, count):
   """Random operands around one long carry chain: a carry made at p (digits summing to base or
   more) crosses the next k/2 to k-1 digits, each pair summing to base-1 with the digits split
@@ -47,17 +68,19 @@ def _carry_chain_in_random(rng, base, k, count):
   mixed digits of a 200-bit sum, where the other carry families (all base-1 digits in one
   operand) are right.
   """
-  pairs = []
-  for _ in range(count):
-    da, db = (rng.integers(0, base, k) for _ in range(2))
-    span = int(rng.integers(max(1, k // 2), k)) if k > 1 else 0
-    p = int(rng.integers(0, k - span))
-    da[p] = rng.integers(1, base)
-    db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
-    da[p + 1 : p + span + 1] = rng.integers(0, base, span)
-    db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
-    pairs.append((_number(da, base), _number(db, base)))
-  return pairs
+  return _chain_in_random(rng, base, k, count, carry_in=True)
+
+
+def _no_carry_chain_in_random(rng, base, k, count):
+  """carry_chain_in_random with no carry entering the run: the same k/2 to k-1 pairs summing
+  to base-1 above a pair that sums to base-2 or less, so the run's digits of the sum are all
+  base-1.
+
+  Random operands hold runs with and without a carry coming in equally often; a model trained
+  on the carrying ones alone learns that a long run carries, and the wrong digits of its
+  200-bit sums sit at the top of runs that no carry enters.
+  """
+  return _chain_in_random(rng, base, k, count, carry_in=False)
 
 
 def _alternating(rng, base, k, count):
@@ -113,7 +136,11 @@ ADD_FAMILIES: dict[str, Family] = {
   "alternating": _alternating,
   "carry_chain_random_start": _carry_chain_at_random_position,
   "carry_chain_in_random": _carry_chain_in_random,
+  "no_carry_chain_in_random": _no_carry_chain_in_random,
 }
+# Drawn by hard_mix only when hard_families names them: hard_families=() keeps meaning the
+# families it meant for the runs that recorded it.
+NAMED_ONLY = frozenset({"no_carry_chain_in_random"})
 MUL_FAMILIES: dict[str, Family] = {
   "one_digit_padded": _one_digit,
   "powers_of_base": _powers,
@@ -131,9 +158,10 @@ def families(task: tasks.Task) -> dict[str, Family]:
 
 
 def mix_families(task: tasks.Task, names: Sequence[str] = ()) -> list[str]:
-  """The task's families among names (all of them for ()), in the order hard_mix draws by."""
+  """The task's families among names (for (): all but NAMED_ONLY), in the order hard_mix
+  draws by."""
   own = families(task)
-  return sorted(n for n in (names or own) if n in own)
+  return sorted(n for n in (names or [n for n in own if n not in NAMED_ONLY]) if n in own)
 
 
 def base_of(task: tasks.Task) -> int:

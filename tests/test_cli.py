@@ -87,6 +87,7 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
       "alternating",
       "carry_chain_random_start",
       "carry_chain_in_random",
+      "no_carry_chain_in_random",
     )
     for n in (7, 41)
   }

@@ -75,12 +75,44 @@ def test_carry_chain_in_random_carries_across_half_the_operand_or_more(base):
   assert 0.5 / base < np.mean(top_in_a) < 1.5 / base  # the chain's digits split between a and b
 
 
+def _sum_runs(a, b, base, k):
+  """(length, carry into it) of the longest run of digit pairs summing to base-1."""
+  da, db = ([(v // base**i) % base for i in range(k)] for v in (a, b))
+  carry, best, start, carry_at_start = 0, (0, 0), None, 0
+  for i, (x, y) in enumerate(zip(da, db)):
+    if x + y == base - 1:
+      if start is None:
+        start, carry_at_start = i, carry
+      best = max(best, (i - start + 1, carry_at_start))
+    else:
+      start = None
+    carry = int(x + y + carry >= base)
+  return best
+
+
+@pytest.mark.parametrize("base", [2, 4, 10])
+def test_no_carry_chain_in_random_is_the_chain_with_no_carry_coming_in(base):
+  """The same long mixed runs as carry_chain_in_random, but no carry enters them, so the
+  sum's digits over the run are all base-1; carry_chain_in_random's runs all carry."""
+  k, rng = 20, np.random.default_rng(base)
+  without = [
+    _sum_runs(a, b, base, k) for a, b in probes._no_carry_chain_in_random(rng, base, k, 200)
+  ]  # pylint: disable=protected-access
+  with_ = [_sum_runs(a, b, base, k) for a, b in probes._carry_chain_in_random(rng, base, k, 200)]  # pylint: disable=protected-access
+  assert min(n for n, _ in without) >= k // 2 and min(n for n, _ in with_) >= k // 2
+  # The longest run may be another, random one only when it is as long: count the designed.
+  assert sum(c == 0 for n, c in without) >= 190 and sum(c == 1 for n, c in with_) >= 190
+  for a, b in probes._no_carry_chain_in_random(rng, base, 1, 5):  # pylint: disable=protected-access
+    assert a + b < base  # k = 1: one pair, no run, no carry
+
+
 def test_hard_families_pick_what_hard_mix_draws():
   badd, bmul = tasks.get_task("badd"), tasks.get_task("bmul")
-  assert probes.mix_families(badd) == sorted(probes.ADD_FAMILIES)
+  assert probes.mix_families(badd) == sorted(set(probes.ADD_FAMILIES) - probes.NAMED_ONLY)
+  assert "no_carry_chain_in_random" in probes.mix_families(badd, tuple(probes.ADD_FAMILIES))
   legacy = configlib.LEGACY_DEFAULTS["hard_families"]
   assert probes.mix_families(badd, legacy) == sorted(
-    set(probes.ADD_FAMILIES) - {"carry_chain_in_random"}
+    set(probes.ADD_FAMILIES) - {"carry_chain_in_random", "no_carry_chain_in_random"}
   )
   assert probes.mix_families(bmul, legacy) == sorted(probes.MUL_FAMILIES)
   batch = data.make_batch(badd, np.random.default_rng(0), 64, 41, 41)
