@@ -79,7 +79,7 @@ def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
   return lambda bs: data.make_batch(task, rng, bs, length, length)
 
 
-def column_errors(
+def predictions(
   predict_step,
   params,
   config,
@@ -89,18 +89,25 @@ def column_errors(
   examples: int,
   batch_size: int,
   seed: int,
-) -> np.ndarray:
-  """Fraction of problems wrong in each column (0 = the least significant digit), on the same
-  problems as evaluate_lengths: where in the answer a model that fails past its training
-  range goes wrong."""
-  wrong_W, seen = np.zeros(length), 0
+):
+  """(x_BxW, pred_BxW, target_BxW) batch by batch, on the same fresh problems as
+  evaluate_lengths (dropout off)."""
   for b, take in _batches(_fresh(task, seed, length), examples, batch_size, mesh):
     pred_BxW = np.asarray(
       jax.device_get(predict_step(params, *parallel.global_batch(mesh, b.x_BxW, b.n_B)))
     )
     target_BxW = np.asarray(steps.scored_targets(config, b.y_BxW, b.n_B))
-    wrong_W += (pred_BxW[:take] != target_BxW[:take]).sum(0)
-    seen += take
+    yield b.x_BxW[:take], pred_BxW[:take], target_BxW[:take]
+
+
+def column_errors(rows) -> np.ndarray:
+  """Fraction of problems wrong in each column (0 = the least significant digit), over the
+  (x, pred, target) batches of predictions(): where in the answer a model that fails past its
+  training range goes wrong."""
+  wrong_W, seen = 0, 0
+  for _, pred_BxW, target_BxW in rows:
+    wrong_W = wrong_W + (pred_BxW != target_BxW).sum(0)
+    seen += len(pred_BxW)
   return wrong_W / seen
 
 

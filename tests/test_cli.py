@@ -98,7 +98,8 @@ def test_column_errors_count_the_same_problems_as_the_table(workdir):
   than whole problems are: the same problems, the same targets, column by column."""
   loaded = loading.load_run(workdir[0])
   args = (loaded.task, loaded.mesh, 41, 24, 8, 3)
-  wrong_W = evaluation.column_errors(loaded.predict_step, loaded.params, loaded.config, *args)
+  rows = evaluation.predictions(loaded.predict_step, loaded.params, loaded.config, *args)
+  wrong_W = evaluation.column_errors(rows)
   r = evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args[:2], [41], *args[3:])[41]
   assert wrong_W.shape == (41,) and 0 < r["symbol_error"]
   assert wrong_W.mean() == pytest.approx(r["symbol_error"], abs=1e-9)

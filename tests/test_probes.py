@@ -57,13 +57,18 @@ def test_family_structure():
     assert (a + c) >> 20 == 1  # the carry always leaves the top digit
 
 
+def _digits(v, base, k):
+  """The k digits of v, lowest first."""
+  return [(v // base**i) % base for i in range(k)]
+
+
 @pytest.mark.parametrize("base", [2, 4, 10])
 def test_carry_chain_in_random_carries_across_half_the_operand_or_more(base):
   """A carry made at one digit crosses k/2 to k-1 more, with both operands' digits in the
   chain (not all base-1 digits in one operand, as the other carry families have them)."""
   k, longest, top_in_a = 20, [], []
   for a, b in probes._carry_chain_in_random(np.random.default_rng(base), base, k, 200):  # pylint: disable=protected-access
-    da, db = ([(v // base**i) % base for i in range(k)] for v in (a, b))
+    da, db = _digits(a, base, k), _digits(b, base, k)
     carry, run, best = 0, [], []
     for x, y in zip(da, db):
       run = run + [x] if carry and x + y == base - 1 else []
@@ -77,7 +82,7 @@ def test_carry_chain_in_random_carries_across_half_the_operand_or_more(base):
 
 def _sum_runs(a, b, base, k):
   """(length, carry into it) of the longest run of digit pairs summing to base-1."""
-  da, db = ([(v // base**i) % base for i in range(k)] for v in (a, b))
+  da, db = _digits(a, base, k), _digits(b, base, k)
   carry, best, start, carry_at_start = 0, (0, 0), None, 0
   for i, (x, y) in enumerate(zip(da, db)):
     if x + y == base - 1:

@@ -1,19 +1,29 @@
 """Scores a trained run: errors per length and per hard-case probe, on fresh random problems.
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
-      [--average_steps=1500,1650] [--columns] [--with_dropout]
+      [--average_steps=1500,1650] [--columns] [--carry_runs] [--with_dropout]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
 (WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
 artifacts, so nothing is appended to them. With --average_steps it scores the mean of those
 checkpoints' parameters, and its lines say so. --columns also
-prints where in the answer the errors sit; --with_dropout scores with the training's dropout
+prints where in the answer the errors sit; --carry_runs (sums) sorts the wrong answers by the
+longest run of digit pairs that pass a carry on; --with_dropout scores with the training's dropout
 on, and appends nothing.
 """
 
 from absl import flags
 
-from ngpu_jax import console, evaluation, loading, parallel, probes, steps, workdir_files
+from ngpu_jax import (
+  carry_runs,
+  console,
+  evaluation,
+  loading,
+  parallel,
+  probes,
+  steps,
+  workdir_files,
+)
 from ngpu_jax.tools import common
 
 
@@ -48,6 +58,13 @@ def define_flags():
     "wrong in one column (same problems as the table; dropout off).",
   )
   flags.DEFINE_boolean(
+    "carry_runs",
+    False,
+    "Sums only: also print the wrong answers by the length of each problem's longest run of "
+    "digit pairs summing to base-1, and by whether a carry enters it (same problems as the "
+    "table; dropout off).",
+  )
+  flags.DEFINE_boolean(
     "with_dropout",
     False,
     "Score with the training's dropout on (fresh masks per batch) instead of off: how much "
@@ -72,6 +89,11 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:
     console.fail(f"{e}")
   config, task = loaded.config, loaded.task
+  if f.carry_runs:
+    try:
+      carry_runs.check_task(task)
+    except ValueError as e:
+      console.fail(f"--carry_runs: {e}")
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
@@ -92,22 +114,25 @@ def main(argv):
   what += ", dropout on" if f.with_dropout else ""
   print(f"{task.name} at {what} ({workdir})")
   print(evaluation.format_table(results, task.name))
+  predictions = lambda n: evaluation.predictions(
+    loaded.predict_step,
+    loaded.params,
+    config,
+    task,
+    loaded.mesh,
+    n,
+    f.examples,
+    f.batch_size or config.eval.batch_size,
+    f.seed,
+  )
   if f.columns:
-    profiles = {
-      n: evaluation.column_errors(
-        loaded.predict_step,
-        loaded.params,
-        config,
-        task,
-        loaded.mesh,
-        n,
-        f.examples,
-        f.batch_size or config.eval.batch_size,
-        f.seed,
-      )
-      for n in lengths
-    }
+    profiles = {n: evaluation.column_errors(predictions(n)) for n in lengths}
     print(evaluation.format_column_table(profiles))
+  if f.carry_runs:
+    base = carry_runs.check_task(task)
+    print(
+      carry_runs.format_table({n: carry_runs.run_errors(predictions(n), base) for n in lengths})
+    )
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(

@@ -1,0 +1,100 @@
+"""Errors sorted by carry runs: the runs found, and the counts of a known wrong model."""
+
+import numpy as np
+import pytest
+
+from ngpu_jax import carry_runs, configlib, data, evaluation, parallel, tasks
+
+from conftest import run_module
+
+
+def test_longest_run_and_the_carry_into_it():
+  # lowest digit first: 1+1 makes a carry that enters the run of three 1+0 / 0+1 pairs above
+  a_BxK = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 1, 0], [1, 0, 0, 1, 1], [0, 0, 0, 0, 0]])
+  b_BxK = np.array([[1, 1, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]])
+  length_B, carry_in_B = carry_runs.longest_runs(a_BxK, b_BxK, 2)
+  # row 3: runs 0-2 (length 3, at the bottom, no carry) and 4 (a carry from 1+1 below);
+  # row 4: no run at all
+  assert length_B.tolist() == [3, 3, 3, 0] and carry_in_B.tolist() == [1, 0, 0, 0]
+  # base 10, two runs of two: 4+5, 5+4 above 5+5 (a carry comes in), and 7+2, 2+7 (none)
+  a_1xK, b_1xK = np.array([[5, 4, 5, 0, 7, 2]]), np.array([[5, 5, 4, 3, 2, 7]])
+  ties = carry_runs.longest_runs(a_1xK, b_1xK, 10)
+  assert [t.tolist() for t in ties] == [[2], [1]]  # the lower of equally long runs
+
+
+@pytest.mark.parametrize("base", [2, 4, 10])
+def test_longest_run_agrees_with_integer_addition(base):
+  """A carry enters the run starting at s exactly when the operands' digits below s overflow."""
+  rng = np.random.default_rng(base)
+  a_BxK, b_BxK = rng.integers(0, base, (2, 300, 12))
+  b_BxK[:100] = base - 1 - a_BxK[:100]  # one long run that takes the whole operand
+  b_BxK[100:200, 3:9] = base - 1 - a_BxK[100:200, 3:9]  # one of 6 or more
+  length_B, carry_in_B = carry_runs.longest_runs(a_BxK, b_BxK, base)
+  value = lambda d_K: sum(int(d) * base**i for i, d in enumerate(d_K))
+  for a, b, n, c in zip(a_BxK, b_BxK, length_B, carry_in_B):
+    passes = "".join("1" if x + y == base - 1 else "0" for x, y in zip(a, b))
+    assert "1" * n in passes and "1" * (n + 1) not in passes
+    s = passes.find("1" * n) if n else 0
+    assert c == int(n > 0 and value(a[:s]) + value(b[:s]) >= base**s)
+  assert (length_B[:100] == 12).all() and (length_B[100:200] >= 6).all()
+
+
+def test_bands_are_closed_and_cover_every_length():
+  assert carry_runs.band_of(np.array([0, 4, 5, 8, 9, 12, 13, 16, 17, 200])).tolist() == [
+    0,
+    0,
+    1,
+    1,
+    2,
+    2,
+    3,
+    3,
+    4,
+    4,
+  ]
+
+
+def test_run_errors_count_the_problems_a_model_gets_wrong():
+  """A 'model' that answers exactly except on problems whose longest run is 5 or more and has no
+  carry coming in: the table counts exactly those, on the problems evaluate_lengths scores."""
+  task, config = tasks.get_task("badd"), configlib.base("badd")
+  mesh = parallel.make_mesh()
+
+  def predict_step(params, x_BxW, n_B):
+    del params, n_B
+    x_BxW = np.asarray(x_BxW)
+    y_BxW = np.array([task.target(row) for row in x_BxW])
+    length_B, carry_in_B = carry_runs.longest_runs(*carry_runs.operand_digits(x_BxW), 2)
+    y_BxW[(length_B >= 5) & (carry_in_B == 0), 0] = tasks.PAD  # one wrong digit
+    return y_BxW
+
+  rows = list(evaluation.predictions(predict_step, None, config, task, mesh, 61, 300, 64, 7))
+  counts = carry_runs.run_errors(rows, carry_runs.check_task(task))
+  problems, wrong = counts[..., 0], counts[..., 1]
+  assert problems.sum() == 300 and problems[:, 0].sum() < 300  # some runs of 5 or more
+  assert (wrong[1] == 0).all() and wrong[0, 0] == 0
+  assert (wrong[0, 1:] == problems[0, 1:]).all() and wrong.sum() > 0
+  # the same problems as the error table of evaluate_lengths
+  x_BxW = np.concatenate([x for x, _, _ in rows])
+  rng = data.eval_rng(7, 61, None)
+  assert (x_BxW[:64] == data.make_batch(task, rng, 64, 61, 61).x_BxW).all()
+  with pytest.raises(ValueError, match="not bmul"):
+    carry_runs.check_task(tasks.get_task("bmul"))
+
+
+def test_evaluate_prints_the_carry_run_table_and_refuses_a_task_that_is_no_sum():
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    "--workdir=badd",
+    "--lengths=41",
+    "--examples=24",
+    "--probe_examples=0",
+    "--carry_runs",
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "by the longest run of digit pairs summing to base-1" in proc.stdout
+  line = next(r for r in proc.stdout.splitlines() if r.strip().startswith("41") and "no" in r)
+  assert sum(int(c.split("/")[1]) for c in line.split()[2:] if "/" in c) > 0
+  proc = run_module("ngpu_jax.tools.evaluate", "--workdir=copy", "--carry_runs")
+  assert proc.returncode != 0
+  assert "--carry_runs: carry runs are defined for sums (badd, qadd, add), not copy" in proc.stderr
