@@ -9,7 +9,7 @@ a carry enters it, how many of the fresh problems the evaluation scores are wron
 
 import numpy as np
 
-from ngpu_jax import tasks
+from ngpu_jax import probes, tasks
 
 BANDS = ((0, 4), (5, 8), (9, 12), (13, 16), (17, None))  # run lengths, inclusive
 
@@ -18,7 +18,7 @@ def check_task(task: tasks.Task) -> int:
   """The task's base; a ValueError for a task that is not a sum."""
   if task.name not in tasks.ARITHMETIC or not task.name.endswith("add"):
     raise ValueError(f"carry runs are defined for sums (badd, qadd, add), not {task.name}")
-  return task.n_classes - 1  # classes are blank + the base's digits
+  return probes.base_of(task)
 
 
 def operand_digits(x_BxW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -91,7 +91,7 @@ def main(argv):
   config, task = loaded.config, loaded.task
   if f.carry_runs:
     try:
-      carry_runs.check_task(task)
+      base = carry_runs.check_task(task)
     except ValueError as e:
       console.fail(f"--carry_runs: {e}")
   bad = [n for n in lengths if n < task.min_length]
@@ -114,25 +114,28 @@ def main(argv):
   what += ", dropout on" if f.with_dropout else ""
   print(f"{task.name} at {what} ({workdir})")
   print(evaluation.format_table(results, task.name))
-  predictions = lambda n: evaluation.predictions(
-    loaded.predict_step,
-    loaded.params,
-    config,
-    task,
-    loaded.mesh,
-    n,
-    f.examples,
-    f.batch_size or config.eval.batch_size,
-    f.seed,
-  )
+  if f.columns or f.carry_runs:  # both read the same predictions: make them once per length
+    rows = {
+      n: list(
+        evaluation.predictions(
+          loaded.predict_step,
+          loaded.params,
+          config,
+          task,
+          loaded.mesh,
+          n,
+          f.examples,
+          f.batch_size or config.eval.batch_size,
+          f.seed,
+        )
+      )
+      for n in lengths
+    }
   if f.columns:
-    profiles = {n: evaluation.column_errors(predictions(n)) for n in lengths}
+    profiles = {n: evaluation.column_errors(rows[n]) for n in lengths}
     print(evaluation.format_column_table(profiles))
   if f.carry_runs:
-    base = carry_runs.check_task(task)
-    print(
-      carry_runs.format_table({n: carry_runs.run_errors(predictions(n), base) for n in lengths})
-    )
+    print(carry_runs.format_table({n: carry_runs.run_errors(rows[n], base) for n in lengths}))
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
