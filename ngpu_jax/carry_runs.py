@@ -5,11 +5,17 @@ over a run of such pairs are decided by the pair below the run. A model that loo
 digits down has to guess there, and random 200-bit sums hold runs of 10-17 that 20-bit training
 sums almost never do. The table counts, per band of that longest run's length and per whether
 a carry enters it, how many of the fresh problems the evaluation scores are wrong.
+
+Random problems rarely hold a run longer than a dozen pairs, so the reach of a model's carries
+is measured on planted runs too: random operands with one run of exactly r pairs, with and
+without a carry entering it (run_sweep), per r the share of problems answered wrong.
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 
-from ngpu_jax import probes, tasks
+from ngpu_jax import evaluation, probes, tasks
 
 BANDS = ((0, 4), (5, 8), (9, 12), (13, 16), (17, None))  # run lengths, inclusive
 
@@ -73,4 +79,67 @@ def format_table(tallies: dict[int, np.ndarray]) -> str:
       rows.append(
         f"{length:>7}  {('yes' if carry_in else 'no'):>8}  " + "  ".join(f"{c:>9}" for c in cells)
       )
+  return "\n".join(rows)
+
+
+def planted_rng(seed: int, length: int, run: int, carry_in: bool) -> np.random.Generator:
+  """The planted-run problems' own stream (tag 2: neither training nor the random evaluation)."""
+  return np.random.default_rng([seed, length, 2, run, int(carry_in)])
+
+
+def check_runs(runs: Sequence[int], lengths: Sequence[int]) -> None:
+  """A ValueError naming the first run that does not fit below the top digit at every length."""
+  for n in lengths:
+    k = (n - 1) // 2
+    for r in runs:
+      if not 1 <= r < k:
+        raise ValueError(f"a run of {r} pairs does not fit {k}-digit operands (length {n})")
+
+
+def run_sweep(
+  eval_step,
+  params,
+  task: tasks.Task,
+  mesh,
+  lengths: Sequence[int],
+  runs: Sequence[int],
+  examples: int,
+  batch_size: int,
+  seed: int,
+) -> dict[tuple[int, int, int], dict]:
+  """{(length, carry_in, run): score} on problems with one planted run of exactly `run` pairs."""
+  base = check_task(task)
+  check_runs(runs, lengths)
+  results = {}
+  for n in lengths:
+    k = (n - 1) // 2
+    for carry_in in (0, 1):
+      for r in runs:
+        rng = planted_rng(seed, n, r, bool(carry_in))
+
+        def make(bs, rng=rng, n=n, r=r, carry_in=carry_in):
+          return probes.pairs_batch(task, probes.planted_runs(rng, base, k, r, carry_in, bs), n)
+
+        results[(int(n), carry_in, int(r))] = evaluation.score(
+          eval_step, params, mesh, make, examples, batch_size
+        )
+  return results
+
+
+def format_sweep_table(results: dict[tuple[int, int, int], dict]) -> str:
+  """One line per length and carry: wrong / problems at each planted run length."""
+  runs = sorted({r for _, _, r in results})
+  rows = [
+    "wrong / problems with one planted run of exactly r pairs summing to base-1 (and whether a"
+    " carry enters it)",
+    f"{'length':>7}  {'carry in':>8}  " + "  ".join(f"{'r=' + str(r):>7}" for r in runs),
+  ]
+  for n, carry_in in sorted({(n, c) for n, c, _ in results}):
+    cells = []
+    for r in runs:
+      m = results[(n, carry_in, r)]
+      cells.append(f"{round(m['seq_error'] * m['examples'])}/{m['examples']}")
+    rows.append(
+      f"{n:>7}  {('yes' if carry_in else 'no'):>8}  " + "  ".join(f"{c:>7}" for c in cells)
+    )
   return "\n".join(rows)

@@ -37,23 +37,48 @@ def _carry_chain_at_random_position(rng, base, k, count):
   return pairs
 
 
+def _plant_run(rng, base, da, db, p, span, carry_in: bool):
+  """Digits p..p+span of da, db (in place): a pair at p that makes a carry (carry_in) or one
+  that cannot pass one on (its digits sum to base-2 or less), and `span` pairs above it that
+  each sum to base-1, their digits split at random between a and b."""
+  if carry_in:
+    da[p] = rng.integers(1, base)
+    db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
+  else:
+    da[p] = rng.integers(0, base - 1)
+    db[p] = rng.integers(0, base - 1 - da[p])  # da[p] + db[p] <= base - 2: none out of p
+  da[p + 1 : p + span + 1] = rng.integers(0, base, span)
+  db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
+
+
 def _chain_in_random(rng, base, k, count, carry_in: bool):
-  """Random operands around one run of k/2 to k-1 digit pairs that each sum to base-1 (the
-  digits split at random between a and b), above a pair that makes a carry (carry_in) or
-  one that cannot pass one on (its digits sum to base-2 or less)."""
+  """Random operands around one run of k/2 to k-1 digit pairs that each sum to base-1, above a
+  pair that makes a carry (carry_in) or one that cannot pass one on."""
   pairs = []
   for _ in range(count):
     da, db = (rng.integers(0, base, k) for _ in range(2))
     span = int(rng.integers(max(1, k // 2), k)) if k > 1 else 0
     p = int(rng.integers(0, k - span))
-    if carry_in:
-      da[p] = rng.integers(1, base)
-      db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
-    else:
-      da[p] = rng.integers(0, base - 1)
-      db[p] = rng.integers(0, base - 1 - da[p])  # da[p] + db[p] <= base - 2: none out of p
-    da[p + 1 : p + span + 1] = rng.integers(0, base, span)
-    db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
+    _plant_run(rng, base, da, db, p, span, carry_in)
+    pairs.append((_number(da, base), _number(db, base)))
+  return pairs
+
+
+def planted_runs(rng, base: int, k: int, span: int, carry_in: bool, count: int) -> Pairs:
+  """Random k-digit operands holding one run of exactly `span` pairs summing to base-1 (1 <=
+  span < k), at a random place, above a pair that makes a carry (carry_in) or cannot pass one;
+  the pair above the run, if any, does not sum to base-1. The rest is random, so its own runs
+  are as short as random numbers make them (about log2 of k)."""
+  if not 1 <= span < k:
+    raise ValueError(f"a run of {span} pairs needs 1 <= run < {k}, the operands' digits")
+  pairs = []
+  for _ in range(count):
+    da, db = (rng.integers(0, base, k) for _ in range(2))
+    p = int(rng.integers(0, k - span))
+    _plant_run(rng, base, da, db, p, span, carry_in)
+    top = p + span + 1
+    if top < k and da[top] + db[top] == base - 1:
+      db[top] = (db[top] + 1) % base  # the sum becomes base or a (< base-1 as db was base-1)
     pairs.append((_number(da, base), _number(db, base)))
   return pairs
 
@@ -178,14 +203,20 @@ def probe_batch(
 ) -> data.Batch:
   """count problems of one family at `length` (k = (length - 1) // 2 digits per operand)."""
   base, k = base_of(task), (length - 1) // 2
+  return pairs_batch(task, families(task)[family](rng, base, k, count), length)
+
+
+def pairs_batch(task: tasks.Task, pairs: Pairs, length: int) -> data.Batch:
+  """The problems 'a op b' of these operand pairs, each operand (length - 1) // 2 digits."""
+  base, k = base_of(task), (length - 1) // 2
   op = "*" if task.name.endswith("mul") else "+"
-  x_BxW = np.zeros((count, length), np.int32)
-  y_BxW = np.zeros((count, length), np.int32)
-  for i, (a, b) in enumerate(families(task)[family](rng, base, k, count)):
+  x_BxW = np.zeros((len(pairs), length), np.int32)
+  y_BxW = np.zeros((len(pairs), length), np.int32)
+  for i, (a, b) in enumerate(pairs):
     inp = task.parse(problem_text(a, b, base, k, op))
     inp += [tasks.PAD] * (length - len(inp))
     x_BxW[i], y_BxW[i] = inp, task.target(inp)
-  return data.Batch(x_BxW, y_BxW, np.full((count,), length, np.int32))
+  return data.Batch(x_BxW, y_BxW, np.full((len(pairs),), length, np.int32))
 
 
 def mix_into(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ngpu_jax import carry_runs, configlib, data, evaluation, parallel, tasks
+from ngpu_jax import carry_runs, configlib, data, evaluation, parallel, probes, tasks
 
 from conftest import run_module
 
@@ -80,6 +80,73 @@ def test_run_errors_count_the_problems_a_model_gets_wrong():
   assert (x_BxW[:64] == data.make_batch(task, rng, 64, 61, 61).x_BxW).all()
   with pytest.raises(ValueError, match="not bmul"):
     carry_runs.check_task(tasks.get_task("bmul"))
+
+
+@pytest.mark.parametrize("base", [2, 4, 10])
+def test_planted_runs_hold_one_run_of_exactly_the_length_asked(base):
+  k, rng = 30, np.random.default_rng(base)
+  for span in (1, 5, 18, 29):
+    for carry_in in (False, True):
+      pairs = probes.planted_runs(rng, base, k, span, carry_in, 40)
+      digits = lambda x: [(x // base**i) % base for i in range(k)]
+      a_BxK = np.array([digits(a) for a, _ in pairs])
+      b_BxK = np.array([digits(b) for _, b in pairs])
+      assert (a_BxK.max(1) < base).all() and max(max(p) for p in pairs) < base**k
+      for a, b in zip(a_BxK, b_BxK):
+        passes = "0" + "".join("1" if x + y == base - 1 else "0" for x, y in zip(a, b)) + "0"
+        assert "0" + "1" * span + "0" in passes  # a maximal run of exactly span
+      if span > k // 2:  # no room for a longer or equally long run in the random rest
+        length_B, carry_in_B = carry_runs.longest_runs(a_BxK, b_BxK, base)
+        assert (length_B == span).all() and (carry_in_B == int(carry_in)).all()
+  with pytest.raises(ValueError, match="a run of 30 pairs needs 1 <= run < 30"):
+    probes.planted_runs(rng, base, k, 30, True, 1)
+
+
+def test_run_sweep_scores_a_model_that_carries_only_a_few_digits():
+  """A 'model' wrong exactly where a carry must cross a run of 10 or more: the sweep finds
+  every such planted problem wrong and none without a carry coming in."""
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
+
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    del params
+    x_BxW, n_B = np.asarray(x_BxW), np.asarray(n_B)
+    length_B, carry_in_B = carry_runs.longest_runs(*carry_runs.operand_digits(x_BxW), 2)
+    wrong_B = (length_B >= 10) & (carry_in_B == 1) & (n_B > 0)
+    cells = int((n_B > 0).sum()) * x_BxW.shape[1]
+    return {"seq_wrong": wrong_B.sum(), "sym_wrong": wrong_B.sum(), "sym_total": cells}
+
+  sweep = carry_runs.run_sweep(eval_step, None, task, mesh, [41, 61], [2, 12, 19], 20, 8, 3)
+  assert len(sweep) == 12 and all(m["examples"] == 20 for m in sweep.values())
+  wrong = {key: round(m["seq_error"] * 20) for key, m in sweep.items()}
+  for n in (41, 61):
+    assert [wrong[(n, 0, r)] for r in (2, 12, 19)] == [0, 0, 0]
+    assert wrong[(n, 1, 12)] == wrong[(n, 1, 19)] == 20 and wrong[(n, 1, 2)] < 20
+  table = carry_runs.format_sweep_table(sweep)
+  assert "     61       yes     " in table and table.count("20/20") == 4
+  with pytest.raises(ValueError, match="a run of 20 pairs does not fit 20-digit operands"):
+    carry_runs.run_sweep(eval_step, None, task, mesh, [41], [20], 4, 4, 0)
+
+
+def test_evaluate_sweeps_planted_runs_and_refuses_one_too_long():
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    "--workdir=badd",
+    "--lengths=41",
+    "--examples=8",
+    "--probe_examples=0",
+    "--run_sweep=4,19",
+    "--run_examples=8",
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "one planted run of exactly r pairs" in proc.stdout
+  lines = [r.split() for r in proc.stdout.splitlines() if r.strip().startswith("41 ")]
+  sweep = [r for r in lines if r[1] in ("no", "yes")]
+  assert [r[1] for r in sweep] == ["no", "yes"] and all(
+    c.endswith("/8") for r in sweep for c in r[2:]
+  )
+  proc = run_module("ngpu_jax.tools.evaluate", "--workdir=badd", "--lengths=41", "--run_sweep=20")
+  assert proc.returncode != 0
+  assert "--run_sweep: a run of 20 pairs does not fit 20-digit operands (length 41)" in proc.stderr
 
 
 def test_evaluate_prints_the_carry_run_table_and_refuses_a_task_that_is_no_sum():

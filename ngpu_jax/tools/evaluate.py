@@ -1,14 +1,16 @@
 """Scores a trained run: errors per length and per hard-case probe, on fresh random problems.
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
-      [--average_steps=1500,1650] [--columns] [--carry_runs] [--with_dropout]
+      [--average_steps=1500,1650] [--columns] [--carry_runs] [--run_sweep=4,8,16,32]
+      [--with_dropout]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
 (WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
 artifacts, so nothing is appended to them. With --average_steps it scores the mean of those
 checkpoints' parameters, and its lines say so. --columns also
 prints where in the answer the errors sit; --carry_runs (sums) sorts the wrong answers by the
-longest run of digit pairs that pass a carry on; --with_dropout scores with the training's dropout
+longest run of digit pairs that pass a carry on, and --run_sweep scores problems holding one
+planted run of each given length, the reach of its carries; --with_dropout scores with the training's dropout
 on, and appends nothing.
 """
 
@@ -64,6 +66,13 @@ def define_flags():
     "digit pairs summing to base-1, and by whether a carry enters it (same problems as the "
     "table; dropout off).",
   )
+  flags.DEFINE_list(
+    "run_sweep",
+    [],
+    "Sums only: also score problems with one planted run of exactly r digit pairs summing to "
+    "base-1, for each r given, with and without a carry entering it (printed only).",
+  )
+  flags.DEFINE_integer("run_examples", 32, "Problems per planted run length, carry and length.")
   flags.DEFINE_boolean(
     "with_dropout",
     False,
@@ -81,6 +90,7 @@ def main(argv):
   try:
     lengths = common.integers("lengths", f.lengths)
     average_steps = common.integers("average_steps", f.average_steps)
+    runs = common.integers("run_sweep", f.run_sweep)
   except ValueError as e:
     console.fail(str(e))
   try:
@@ -94,6 +104,12 @@ def main(argv):
       base = carry_runs.check_task(task)
     except ValueError as e:
       console.fail(f"--carry_runs: {e}")
+  if runs:
+    try:
+      carry_runs.check_task(task)
+      carry_runs.check_runs(runs, lengths)
+    except ValueError as e:
+      console.fail(f"--run_sweep: {e}")
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
@@ -136,6 +152,19 @@ def main(argv):
     print(evaluation.format_column_table(profiles))
   if f.carry_runs:
     print(carry_runs.format_table({n: carry_runs.run_errors(rows[n], base) for n in lengths}))
+  if runs:
+    sweep = carry_runs.run_sweep(
+      eval_step,
+      loaded.params,
+      task,
+      loaded.mesh,
+      lengths,
+      runs,
+      f.run_examples,
+      f.batch_size or config.eval.batch_size,
+      f.seed,
+    )
+    print(carry_runs.format_sweep_table(sweep))
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
