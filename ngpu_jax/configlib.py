@@ -204,6 +204,10 @@ def base(task: str) -> ml_collections.ConfigDict:
   # ~4 TFLOP per example, ~23 s each on 2 CPU cores).
   c.final_eval.long_lengths = (4001,)
   c.final_eval.long_examples = 64
+  # Problems per forward pass of stop_rule's check at the long lengths, which ends at the first
+  # batch with a wrong answer: a model not there yet is told so after a few minutes on a CPU,
+  # not after all long_examples.
+  c.final_eval.check_batch_size = 8
 
   c.stop_when_solved = True  # stop once stop_rule holds (else at num_steps / max_train_minutes)
   c.stop_rule = "exact_at_long"  # 'exact_at_long': an evaluation exact at every length up to 401
@@ -537,6 +541,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     f"final_eval.long_lengths: must be ints >= curriculum.min_length, got {long_lengths!r}",
   )
   need(c.final_eval.long_examples > 0, "final_eval.long_examples: must be positive")
+  need(c.final_eval.check_batch_size > 0, "final_eval.check_batch_size: must be positive")
   need(c.final_eval.probe_examples >= 0, "final_eval.probe_examples: must be >= 0")
   need(c.eval.every > 0, "eval.every: must be positive")
   if errors:

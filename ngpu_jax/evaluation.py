@@ -14,13 +14,20 @@ def batch_size_for(requested: int, num_devices: int) -> int:
 
 
 def score(
-  eval_step, params, mesh, make: Callable[[int], data.Batch], examples: int, batch_size: int
+  eval_step,
+  params,
+  mesh,
+  make: Callable[[int], data.Batch],
+  examples: int,
+  batch_size: int,
+  stop_on_error: bool = False,
 ) -> dict:
   """{seq_error, symbol_error, examples} over ALL output cells of `examples` problems.
 
   make(bs) returns the next batch of bs problems. Batches are padded to the
   device count; rows of length 0 count nothing (empty mask), so only
-  `examples` problems enter the figures.
+  `examples` problems enter the figures. stop_on_error: end after the first batch with a
+  wrong answer (a check that wants no errors has its answer; `examples` says how many counted).
   """
   seq = sym = total = seen = 0
   for b, take in _batches(make, examples, batch_size, mesh):
@@ -30,6 +37,8 @@ def score(
     sym += int(m["sym_wrong"])
     total += int(m["sym_total"])
     seen += take
+    if stop_on_error and seq:
+      break
   return {"seq_error": seq / seen, "symbol_error": sym / max(total, 1), "examples": seen}
 
 
@@ -65,10 +74,13 @@ def evaluate_lengths(
   batch_size: int,
   seed: int,
   draw: int | None = None,
+  stop_on_error: bool = False,
 ) -> dict[int, dict]:
   """{length: score} on random problems from a stream of their own per (seed, length, draw)."""
   return {
-    int(n): score(eval_step, params, mesh, _fresh(task, seed, n, draw), examples, batch_size)
+    int(n): score(
+      eval_step, params, mesh, _fresh(task, seed, n, draw), examples, batch_size, stop_on_error
+    )
     for n in lengths
   }
 

@@ -446,7 +446,9 @@ class _Run:
     if self.on_log is not None:
       self.on_log(self.step, line)
 
-  def evaluate(self, lengths, examples, seed, draw=None, **extra) -> dict:
+  def evaluate(
+    self, lengths, examples, seed, draw=None, batch_size=None, stop_on_error=False, **extra
+  ) -> dict:
     results = evaluation.evaluate_lengths(
       self._eval_step,
       steps.eval_params(self.state),
@@ -454,9 +456,10 @@ class _Run:
       self.mesh,
       lengths,
       examples,
-      self.config.eval.batch_size,
+      batch_size or self.config.eval.batch_size,
       seed,
       draw,
+      stop_on_error=stop_on_error,
     )
     for length, r in results.items():
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
@@ -540,14 +543,20 @@ class _Run:
         f"exact at every length up to {front}; checking {c.final_eval.long_examples} "
         f"fresh problems at lengths {long_lengths}"
       )
-      long = self.evaluate(
-        long_lengths, c.final_eval.long_examples, c.seed + 2, self.step, stop_check=True
-      )
-      if not all(r["seq_error"] == 0.0 for r in long.values()):
-        self._log(
-          "not yet: " + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in long.items())
-        )
-        return False
+      for n in long_lengths:  # a few small batches each, ended by the first wrong answer
+        r = self.evaluate(
+          [n],
+          c.final_eval.long_examples,
+          c.seed + 2,
+          self.step,
+          batch_size=c.final_eval.check_batch_size,
+          stop_on_error=True,
+          stop_check=True,
+        )[n]
+        if r["seq_error"] > 0.0:
+          wrong = round(r["seq_error"] * r["examples"])
+          self._log(f"not yet: len {n}: {wrong} wrong in the first {r['examples']} problems")
+          return False
     self._log(f"solved at step {self.step}: no errors at lengths {sorted(results) + long_lengths}")
     return True
 

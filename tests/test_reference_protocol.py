@@ -415,14 +415,46 @@ def test_generalization_front():
   assert evaluation.generalization_front(r(0.2, 0.0, 0.0, 0.0)) == 0
 
 
+def test_a_check_that_wants_no_errors_ends_at_the_first_wrong_batch():
+  """Batches 3 and 5 of 8 hold a wrong answer: the stopping score counts three batches."""
+  mesh, task = parallel.make_mesh(), tasks.get_task("badd")
+  batches = iter(range(100))
+
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    wrong = next(batches) in (2, 4)
+    return {"seq_wrong": int(wrong), "sym_wrong": int(wrong), "sym_total": 4 * 9}
+
+  rng = np.random.default_rng(0)
+  make = lambda bs: data.make_batch(task, rng, bs, 9, 9)
+  bs = evaluation.batch_size_for(4, mesh.devices.size)
+  stopped = evaluation.score(eval_step, None, mesh, make, 8 * bs, bs, stop_on_error=True)
+  assert stopped["examples"] == 3 * bs and stopped["seq_error"] == 1 / (3 * bs)
+  batches = iter(range(100))
+  full = evaluation.score(eval_step, None, mesh, make, 8 * bs, bs)
+  assert full["examples"] == 8 * bs and full["seq_error"] == 2 / (8 * bs)
+
+
 class _Canned:
   """Evaluation results by length, for the stop rule."""
 
   def __init__(self, wrong):
-    self.wrong, self.calls = wrong, []
+    self.wrong, self.calls, self.checks = wrong, [], []
 
-  def __call__(self, eval_step, params, task, mesh, lengths, examples, batch_size, seed, draw=None):
+  def __call__(
+    self,
+    eval_step,
+    params,
+    task,
+    mesh,
+    lengths,
+    examples,
+    batch_size,
+    seed,
+    draw=None,
+    stop_on_error=False,
+  ):
     self.calls.append(list(lengths))
+    self.checks.append((batch_size, stop_on_error))
     return {
       n: {"seq_error": 0.5 if n in self.wrong else 0.0, "symbol_error": 0.0, "examples": examples}
       for n in lengths
@@ -460,6 +492,9 @@ def test_stop_rules(tmp_path, monkeypatch, rule, wrong, step, solved, calls):
     run.step = step
     assert run.periodic_eval() == solved
     assert canned.calls == calls
+    # the long check alone runs in small batches and ends at its first wrong answer
+    long_check = [(config.final_eval.check_batch_size, True)] if len(calls) == 2 else []
+    assert canned.checks == [(config.eval.batch_size, False)] + long_check
   finally:
     run.close()
 
