@@ -127,29 +127,7 @@ def test_run_sweep_scores_a_model_that_carries_only_a_few_digits():
     carry_runs.run_sweep(eval_step, None, task, mesh, [41], [20], 4, 4, 0)
 
 
-def test_evaluate_sweeps_planted_runs_and_refuses_one_too_long():
-  proc = run_module(
-    "ngpu_jax.tools.evaluate",
-    "--workdir=badd",
-    "--lengths=41",
-    "--examples=8",
-    "--probe_examples=0",
-    "--run_sweep=4,19",
-    "--run_examples=8",
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "one planted run of exactly r pairs" in proc.stdout
-  lines = [r.split() for r in proc.stdout.splitlines() if r.strip().startswith("41 ")]
-  sweep = [r for r in lines if r[1] in ("no", "yes")]
-  assert [r[1] for r in sweep] == ["no", "yes"] and all(
-    c.endswith("/8") for r in sweep for c in r[2:]
-  )
-  proc = run_module("ngpu_jax.tools.evaluate", "--workdir=badd", "--lengths=41", "--run_sweep=20")
-  assert proc.returncode != 0
-  assert "--run_sweep: a run of 20 pairs does not fit 20-digit operands (length 41)" in proc.stderr
-
-
-def test_evaluate_prints_the_carry_run_table_and_refuses_a_task_that_is_no_sum():
+def test_evaluate_prints_the_carry_run_tables_and_refuses_what_does_not_fit():
   proc = run_module(
     "ngpu_jax.tools.evaluate",
     "--workdir=badd",
@@ -157,11 +135,20 @@ def test_evaluate_prints_the_carry_run_table_and_refuses_a_task_that_is_no_sum()
     "--examples=24",
     "--probe_examples=0",
     "--carry_runs",
+    "--run_sweep=4,19",
+    "--run_examples=8",
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "by the longest run of digit pairs summing to base-1" in proc.stdout
-  line = next(r for r in proc.stdout.splitlines() if r.strip().startswith("41") and "no" in r)
+  runs_table, sweep_table = proc.stdout.split("one planted run of exactly r pairs")
+  assert "by the longest run of digit pairs summing to base-1" in runs_table
+  line = next(r for r in runs_table.splitlines() if r.strip().startswith("41") and "no" in r)
   assert sum(int(c.split("/")[1]) for c in line.split()[2:] if "/" in c) > 0
+  sweep = [r.split() for r in sweep_table.splitlines() if r.strip().startswith("41 ")]
+  assert [r[1] for r in sweep] == ["no", "yes"]
+  assert all(c.endswith("/8") for r in sweep for c in r[2:]) and len(sweep[0]) == 4
+  proc = run_module("ngpu_jax.tools.evaluate", "--workdir=badd", "--lengths=41", "--run_sweep=20")
+  assert proc.returncode != 0
+  assert "--run_sweep: a run of 20 pairs does not fit 20-digit operands (length 41)" in proc.stderr
   proc = run_module("ngpu_jax.tools.evaluate", "--workdir=copy", "--carry_runs")
   assert proc.returncode != 0
   assert "--carry_runs: carry runs are defined for sums (badd, qadd, add), not copy" in proc.stderr
