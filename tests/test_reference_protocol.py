@@ -345,9 +345,9 @@ def test_training_evaluates_fresh_problems_each_time(tmp_path, monkeypatch, fres
   draws = []
   real = train.evaluation.evaluate_lengths
 
-  def spy(*args):
+  def spy(*args, **kwargs):
     draws.append(args[-1])
-    return real(*args)
+    return real(*args, **kwargs)
 
   monkeypatch.setattr(train.evaluation, "evaluate_lengths", spy)
   config = tiny_config(**{"eval.fresh": fresh, "final_eval.lengths": ()})
@@ -384,7 +384,7 @@ def test_far_lengths_stop_past_a_length_wrong_beyond_the_gate(
   seq_error = {8: 0.0, 9: 0.3, 12: 0.6, 16: 1.0}
   asked = []
 
-  def scores(eval_step, params, task, mesh, lengths, *rest):
+  def scores(eval_step, params, task, mesh, lengths, *rest, **kwargs):
     asked.extend(lengths)
     return {n: {"seq_error": seq_error[n], "symbol_error": 0.0, "examples": 8} for n in lengths}
 

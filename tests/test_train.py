@@ -104,9 +104,9 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
   config = tiny_config(**{"optim.noise_scale": 0.5, "optim.ema_decay": 0.9})
   scored = []
 
-  def recording(eval_step, params, *args):
+  def recording(eval_step, params, *args, **kwargs):
     scored.append(jax.device_get(params))
-    return evaluate_lengths(eval_step, params, *args)
+    return evaluate_lengths(eval_step, params, *args, **kwargs)
 
   evaluate_lengths = evaluation.evaluate_lengths
   monkeypatch.setattr(evaluation, "evaluate_lengths", recording)
@@ -299,9 +299,9 @@ def test_long_lengths_only_after_error_free_final_lengths(tmp_path, monkeypatch,
   calls = []
   real = train.evaluation.evaluate_lengths
 
-  def fake(eval_step, params, task, mesh, lengths, examples, batch_size, seed, draw=None):
+  def fake(eval_step, params, task, mesh, lengths, examples, batch_size, seed, draw=None, **kw):
     calls.append((tuple(lengths), examples))
-    out = real(eval_step, params, task, mesh, lengths, 2, batch_size, seed, draw)
+    out = real(eval_step, params, task, mesh, lengths, 2, batch_size, seed, draw, **kw)
     return {n: {**r, "seq_error": error} for n, r in out.items()}
 
   monkeypatch.setattr(train.evaluation, "evaluate_lengths", fake)
