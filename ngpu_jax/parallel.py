@@ -40,14 +40,30 @@ def cpu_device_count(requested: int, batch_size: int) -> int:
   return max(d for d in range(1, min(cores, batch_size) + 1) if batch_size % d == 0)
 
 
+# XLA:CPU aborts the process when one device's thread reaches an all-reduce a minute after the
+# others (20 s to its warning, then this many). On a loaded machine (a niced run beside other
+# work) a starved thread gets there that late, and a long run died of it mid-training.
+COLLECTIVE_TERMINATE_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
+COLLECTIVE_TERMINATE_SECONDS = 3600
+
+
 def setup_cpu_devices(requested: int, batch_size: int) -> None:
   """Splits the host CPU into devices; call before JAX starts its backends.
 
-  Does nothing when XLA_FLAGS already forces a device count (tests do).
+  Does nothing when XLA_FLAGS already forces a device count (tests do). With more than
+  one device, XLA waits up to an hour for a late device at a collective (unless XLA_FLAGS
+  sets that already).
   """
-  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+  xla_flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" in xla_flags:
     return
-  jax.config.update("jax_num_cpu_devices", cpu_device_count(requested, batch_size))
+  count = cpu_device_count(requested, batch_size)
+  if count > 1 and COLLECTIVE_TERMINATE_FLAG not in xla_flags:
+    # Read when the backend starts, which is after this call.
+    os.environ["XLA_FLAGS"] = (
+      f"{xla_flags} {COLLECTIVE_TERMINATE_FLAG}={COLLECTIVE_TERMINATE_SECONDS}".strip()
+    )
+  jax.config.update("jax_num_cpu_devices", count)
 
 
 def make_mesh() -> Mesh:

@@ -113,7 +113,7 @@ def main(argv):
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
-  eval_step = loaded.eval_step
+  eval_step, batch_size = loaded.eval_step, f.batch_size or config.eval.batch_size
   if f.with_dropout:
     eval_step = steps.make_eval_step(config, loaded.mesh, dropout_seed=f.seed)
   results = evaluation.evaluate_lengths(
@@ -123,7 +123,7 @@ def main(argv):
     loaded.mesh,
     lengths,
     f.examples,
-    f.batch_size or config.eval.batch_size,
+    batch_size,
     f.seed,
   )
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
@@ -141,7 +141,7 @@ def main(argv):
           loaded.mesh,
           n,
           f.examples,
-          f.batch_size or config.eval.batch_size,
+          batch_size,
           f.seed,
         )
       )
@@ -161,7 +161,7 @@ def main(argv):
       lengths,
       runs,
       f.run_examples,
-      f.batch_size or config.eval.batch_size,
+      batch_size,
       f.seed,
     )
     print(carry_runs.format_sweep_table(sweep))
@@ -174,7 +174,7 @@ def main(argv):
       loaded.mesh,
       lengths,
       f.probe_examples,
-      f.batch_size or config.eval.batch_size,
+      batch_size,
       f.seed,
     )
     print(evaluation.format_probe_table(probe_results))
