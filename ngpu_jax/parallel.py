@@ -41,8 +41,8 @@ def cpu_device_count(requested: int, batch_size: int) -> int:
 
 
 # XLA:CPU aborts the process when one device's thread reaches an all-reduce a minute after the
-# others (20 s to its warning, then this many). On a loaded machine (a niced run beside other
-# work) a starved thread gets there that late, and a long run died of it mid-training.
+# others (20 s to its warning, then 40 s more: the flag below). On a loaded machine (a niced run
+# beside other work) a starved thread gets there that late, and a long run died of it.
 COLLECTIVE_TERMINATE_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
 COLLECTIVE_TERMINATE_SECONDS = 3600
 
