@@ -42,16 +42,18 @@ def cpu_device_count(requested: int, batch_size: int) -> int:
 
 # XLA:CPU aborts the process when one device's thread reaches an all-reduce a minute after the
 # others (20 s to its warning, then 40 s more: the flag below). On a loaded machine (a niced run
-# beside other work) a starved thread gets there that late, and a long run died of it.
+# beside other work) a starved thread gets there that late, and a long run died of it. The
+# limit stays finite: under such load a two-device run has also hung for good at a collective
+# (no thread busy), and then the abort is what lets a restart loop resume it from a checkpoint.
 COLLECTIVE_TERMINATE_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
-COLLECTIVE_TERMINATE_SECONDS = 3600
+COLLECTIVE_TERMINATE_SECONDS = 600
 
 
 def setup_cpu_devices(requested: int, batch_size: int) -> None:
   """Splits the host CPU into devices; call before JAX starts its backends.
 
   Does nothing when XLA_FLAGS already forces a device count (tests do). With more than
-  one device, XLA waits up to an hour for a late device at a collective (unless XLA_FLAGS
+  one device, XLA waits up to 10 minutes for a late device at a collective (unless XLA_FLAGS
   sets that already).
   """
   xla_flags = os.environ.get("XLA_FLAGS", "")

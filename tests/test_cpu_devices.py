@@ -49,7 +49,7 @@ def test_two_devices_get_the_long_collective_timeout_once_and_keep_a_users_own()
   assert proc.returncode == 0, proc.stderr[-2000:]
   devices, total, flags = proc.stdout.split(maxsplit=2)
   assert (devices, total) == ("2", "1.0")
-  assert flags.split() == ["--xla_cpu_collective_call_terminate_timeout_seconds=3600"]
+  assert flags.split() == ["--xla_cpu_collective_call_terminate_timeout_seconds=600"]
 
   mine = "--xla_cpu_collective_call_terminate_timeout_seconds=90"
   proc = _run(0, mine)
