@@ -55,7 +55,7 @@ def band_of(length_B: np.ndarray) -> np.ndarray:
 
 def run_errors(rows, base: int) -> np.ndarray:
   """counts[carry_in, band, (problems, wrong)] over the (x, pred, target) batches of
-  evaluation.predictions()."""
+  evaluation.evaluate_lengths' answers."""
   counts = np.zeros((2, len(BANDS), 2), np.int64)
   for x_BxW, pred_BxW, target_BxW in rows:
     run_B, carry_in_B = longest_runs(*operand_digits(x_BxW), base)

@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from ngpu_jax import data, parallel, probes, steps, tasks
+from ngpu_jax import data, parallel, probes, tasks
 
 
 def batch_size_for(requested: int, num_devices: int) -> int:
@@ -21,6 +21,7 @@ def score(
   examples: int,
   batch_size: int,
   stop_on_error: bool = False,
+  answers: list | None = None,
 ) -> dict:
   """{seq_error, symbol_error, examples} over ALL output cells of `examples` problems.
 
@@ -28,11 +29,15 @@ def score(
   device count; rows of length 0 count nothing (empty mask), so only
   `examples` problems enter the figures. stop_on_error: end after the first batch with a
   wrong answer (a check that wants no errors has its answer; `examples` says how many counted).
+  answers: a list that gets the (x_BxW, pred_BxW, target_BxW) of each batch's counted
+  problems (eval_step made with answers=True), for column_errors and wrong_problems.
   """
   seq = sym = total = seen = 0
   for b, take in _batches(make, examples, batch_size, mesh):
     b.n_B[take:] = 0
     m = jax.device_get(eval_step(params, *parallel.global_batch(mesh, *b)))
+    if answers is not None:
+      answers.append((b.x_BxW[:take], np.asarray(m["pred_BxW"])[:take], m["target_BxW"][:take]))
     seq += int(m["seq_wrong"])
     sym += int(m["sym_wrong"])
     total += int(m["sym_total"])
@@ -75,14 +80,21 @@ def evaluate_lengths(
   seed: int,
   draw: int | None = None,
   stop_on_error: bool = False,
+  answers: dict[int, list] | None = None,
 ) -> dict[int, dict]:
-  """{length: score} on random problems from a stream of their own per (seed, length, draw)."""
-  return {
-    int(n): score(
-      eval_step, params, mesh, _fresh(task, seed, n, draw), examples, batch_size, stop_on_error
+  """{length: score} on random problems from a stream of their own per (seed, length, draw).
+
+  answers: a dict that gets, per length, the list of answer batches score() collects."""
+  results = {}
+  for n in lengths:
+    kept = None
+    if answers is not None:
+      kept = answers[int(n)] = []
+    make = _fresh(task, seed, n, draw)
+    results[int(n)] = score(
+      eval_step, params, mesh, make, examples, batch_size, stop_on_error, kept
     )
-    for n in lengths
-  }
+  return results
 
 
 def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
@@ -91,30 +103,9 @@ def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
   return lambda bs: data.make_batch(task, rng, bs, length, length)
 
 
-def predictions(
-  predict_step,
-  params,
-  config,
-  task: tasks.Task,
-  mesh,
-  length: int,
-  examples: int,
-  batch_size: int,
-  seed: int,
-):
-  """(x_BxW, pred_BxW, target_BxW) batch by batch, on the same fresh problems as
-  evaluate_lengths (dropout off)."""
-  for b, take in _batches(_fresh(task, seed, length), examples, batch_size, mesh):
-    pred_BxW = np.asarray(
-      jax.device_get(predict_step(params, *parallel.global_batch(mesh, b.x_BxW, b.n_B)))
-    )
-    target_BxW = np.asarray(steps.scored_targets(config, b.y_BxW, b.n_B))
-    yield b.x_BxW[:take], pred_BxW[:take], target_BxW[:take]
-
-
 def column_errors(rows) -> np.ndarray:
   """Fraction of problems wrong in each column (0 = the least significant digit), over the
-  (x, pred, target) batches of predictions(): where in the answer a model that fails past its
+  (x, pred, target) answer batches of evaluate_lengths: where in the answer a model that fails past its
   training range goes wrong."""
   wrong_W, seen = 0, 0
   for _, pred_BxW, target_BxW in rows:
@@ -134,6 +125,45 @@ def format_column_table(profiles: dict[int, np.ndarray], bands: int = 10) -> str
     for part in np.array_split(np.arange(length), min(bands, length)):
       cells.append(f"{part[0]}-{part[-1]}:{wrong_W[part].max():.2f}")
     rows.append(f"{length:>7}  " + " ".join(cells))
+  return "\n".join(rows)
+
+
+def wrong_problems(rows) -> list[tuple[int, int, np.ndarray]]:
+  """(index in the stream, the answer's last non-blank column, the wrong columns) of each
+  wrong problem in the (x, pred, target) answer batches of evaluate_lengths. The band table says how
+  often a region goes wrong; this says whether one problem's errors sit together (a carry
+  that went astray), apart, or past the end of its answer."""
+  wrong, i = [], 0
+  for _, pred_BxW, target_BxW in rows:
+    for pred_W, target_W in zip(pred_BxW, target_BxW):
+      bad_C = np.flatnonzero(pred_W != target_W)
+      if bad_C.size:
+        filled = np.flatnonzero(target_W != tasks.PAD)
+        wrong.append((i, int(filled[-1]) if filled.size else -1, bad_C))
+      i += 1
+  return wrong
+
+
+def _spans(columns: np.ndarray) -> str:
+  """Sorted column numbers as runs: [3, 4, 5, 9] -> '3-5, 9'."""
+  breaks = np.flatnonzero(np.diff(columns) != 1)
+  starts = np.concatenate([columns[:1], columns[breaks + 1]])
+  ends = np.concatenate([columns[breaks], columns[-1:]])
+  return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(starts, ends))
+
+
+def format_wrong_problems(listing: dict[int, list], limit: int = 10) -> str:
+  """Per length, the first `limit` wrong problems of wrong_problems(), one line each."""
+  rows = [
+    "the wrong problems: their number in the evaluation's stream, the answer's last column"
+    " (blank past it), the wrong columns"
+  ]
+  for length, wrong in sorted(listing.items()):
+    rows.append(f"{length:>7}  {len(wrong)} wrong" + (":" if wrong else ""))
+    for i, last, bad_C in wrong[:limit]:
+      rows.append(f"{'':>9}#{i:<5} answer to column {last:<6} wrong: {_spans(bad_C)}")
+    if len(wrong) > limit:
+      rows.append(f"{'':>9}(and {len(wrong) - limit} more)")
   return "\n".join(rows)
 
 

@@ -305,11 +305,14 @@ def make_packed_train_step(config, optimizer, mesh, mode: str = "auto"):
   )
 
 
-def make_eval_step(config, mesh, dropout_seed: int | None = None):
+def make_eval_step(config, mesh, dropout_seed: int | None = None, answers: bool = False):
   """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch.
 
   dropout_seed: score with the training's dropout on (masks drawn from this seed and the
   batch's symbols, so every batch gets its own), to measure how much a model leans on it.
+  answers: also return the answers the counts come from, pred_BxW and target_BxW (the scored
+  target; pred equals it in the columns that are not scored), so a diagnosis of where the
+  errors sit needs no second pass.
   """
 
   def eval_step(params, x_BxW, y_BxW, n_B):
@@ -322,7 +325,13 @@ def make_eval_step(config, mesh, dropout_seed: int | None = None):
         jax.random.key(dropout_seed), jnp.sum(x_BxW.astype(jnp.uint32) * weights_BxW)
       )
     logits = _forward(config, params, x_BxW, active_B, key, train=train).logits_BxWxC
-    return model.loss_and_metrics(logits, y_BxW, _scored(config, n_B, x_BxW.shape[1]))[1]
+    scored_B = _scored(config, n_B, x_BxW.shape[1])
+    metrics = model.loss_and_metrics(logits, y_BxW, scored_B)[1]
+    if answers:
+      in_BxW = jnp.arange(x_BxW.shape[1])[None, :] < scored_B[:, None]
+      pred_BxW = jnp.where(in_BxW, jnp.argmax(logits, axis=-1).astype(y_BxW.dtype), y_BxW)
+      metrics = {**metrics, "pred_BxW": pred_BxW, "target_BxW": y_BxW}
+    return metrics
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ngpu_jax import carry_runs, configlib, data, evaluation, parallel, probes, tasks
+from ngpu_jax import carry_runs, data, evaluation, parallel, probes, tasks
 
 from conftest import run_module
 
@@ -57,23 +57,34 @@ def test_bands_are_closed_and_cover_every_length():
 def test_run_errors_count_the_problems_a_model_gets_wrong():
   """A 'model' that answers exactly except on problems whose longest run is 5 or more and has no
   carry coming in: the table counts exactly those, on the problems evaluate_lengths scores."""
-  task, config = tasks.get_task("badd"), configlib.base("badd")
-  mesh = parallel.make_mesh()
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
 
-  def predict_step(params, x_BxW, n_B):
-    del params, n_B
-    x_BxW = np.asarray(x_BxW)
-    y_BxW = np.array([task.target(row) for row in x_BxW])
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    del params
+    x_BxW, target_BxW = np.asarray(x_BxW), np.asarray(y_BxW)
+    pred_BxW = np.array([task.target(row) for row in x_BxW])
     length_B, carry_in_B = carry_runs.longest_runs(*carry_runs.operand_digits(x_BxW), 2)
-    y_BxW[(length_B >= 5) & (carry_in_B == 0), 0] = tasks.PAD  # one wrong digit
-    return y_BxW
+    pred_BxW[(length_B >= 5) & (carry_in_B == 0), 0] = tasks.PAD  # one wrong digit
+    wrong_BxW = (pred_BxW != target_BxW) & (np.arange(x_BxW.shape[1]) < np.asarray(n_B)[:, None])
+    return {
+      "seq_wrong": wrong_BxW.any(1).sum(),
+      "sym_wrong": wrong_BxW.sum(),
+      "sym_total": np.asarray(n_B).sum(),
+      "pred_BxW": pred_BxW,
+      "target_BxW": target_BxW,
+    }
 
-  rows = list(evaluation.predictions(predict_step, None, config, task, mesh, 61, 300, 64, 7))
+  answers = {}
+  table = evaluation.evaluate_lengths(
+    eval_step, None, task, mesh, [61], 300, 64, 7, answers=answers
+  )
+  rows = answers[61]
   counts = carry_runs.run_errors(rows, carry_runs.check_task(task))
   problems, wrong = counts[..., 0], counts[..., 1]
   assert problems.sum() == 300 and problems[:, 0].sum() < 300  # some runs of 5 or more
   assert (wrong[1] == 0).all() and wrong[0, 0] == 0
   assert (wrong[0, 1:] == problems[0, 1:]).all() and wrong.sum() > 0
+  assert wrong.sum() == round(table[61]["seq_error"] * 300)
   # the same problems as the error table of evaluate_lengths
   x_BxW = np.concatenate([x for x, _, _ in rows])
   rng = data.eval_rng(7, 61, None)

@@ -75,6 +75,7 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
   )
   assert "seq_error" in proc.stdout and "     41             20       10" in proc.stdout
   assert "where the errors sit" in proc.stdout and "     41  0-4:" in proc.stdout
+  assert "the wrong problems:" in proc.stdout and "      7  " in proc.stdout
   assert "max_plus_one      41        3" in proc.stdout
   new = workdir_files.read_metrics(wd)[before:]
   assert [(m["eval_length"], m["examples"]) for m in new if "probe" not in m] == [(7, 10), (41, 10)]
@@ -95,15 +96,35 @@ def test_evaluate_prints_a_table_and_appends_eval_lines(workdir):
 
 def test_column_errors_count_the_same_problems_as_the_table(workdir):
   """The column profile's mean is the table's symbol error and no column is wrong more often
-  than whole problems are: the same problems, the same targets, column by column."""
+  than whole problems are: the answers the table scores, column by column."""
   loaded = loading.load_run(workdir[0])
-  args = (loaded.task, loaded.mesh, 41, 24, 8, 3)
-  rows = evaluation.predictions(loaded.predict_step, loaded.params, loaded.config, *args)
+  step = steps.make_eval_step(loaded.config, loaded.mesh, answers=True)
+  args = (loaded.task, loaded.mesh, [41], 24, 8, 3)
+  answers = {}
+  r = evaluation.evaluate_lengths(step, loaded.params, *args, answers=answers)[41]
+  assert r == evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args)[41]
+  rows = answers[41]
+  assert sum(len(x) for x, _, _ in rows) == 24  # the batch of 8 splits evenly: 3 batches
   wrong_W = evaluation.column_errors(rows)
-  r = evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args[:2], [41], *args[3:])[41]
   assert wrong_W.shape == (41,) and 0 < r["symbol_error"]
   assert wrong_W.mean() == pytest.approx(r["symbol_error"], abs=1e-9)
   assert wrong_W.max() <= r["seq_error"]
+  wrong = evaluation.wrong_problems(rows)
+  assert len(wrong) == round(r["seq_error"] * 24) > 0
+  bad_per_column = np.bincount(np.concatenate([c for _, _, c in wrong]), minlength=41)
+  np.testing.assert_allclose(bad_per_column / 24, wrong_W)
+
+
+def test_the_wrong_problems_list_their_wrong_columns_as_runs():
+  target_BxW = np.array([[2, 1, 2, 0, 0, 0], [2, 2, 0, 0, 0, 0], [1, 1, 1, 1, 1, 2]])
+  pred_BxW = np.array([[2, 2, 1, 0, 2, 0], [2, 2, 0, 0, 0, 0], [1, 2, 1, 1, 1, 1]])
+  wrong = evaluation.wrong_problems(
+    [(None, pred_BxW[:2], target_BxW[:2]), (None, pred_BxW[2:], target_BxW[2:])]
+  )
+  assert [(i, last, c.tolist()) for i, last, c in wrong] == [(0, 2, [1, 2, 4]), (2, 5, [1, 5])]
+  text = evaluation.format_wrong_problems({6: wrong, 9: []}, limit=1)
+  assert "#0     answer to column 2      wrong: 1-2, 4" in text
+  assert "(and 1 more)" in text and "#2" not in text and "      9  0 wrong" in text
 
 
 def test_evaluate_with_dropout_scores_other_numbers_and_appends_nothing(workdir):

@@ -184,6 +184,23 @@ def test_readout_final_scores_every_column_of_the_bin():
   assert counts == {"own_length": int(batch.n_B.sum()), "final": 4 * 12, "final_masked": 4 * 12}
 
 
+@pytest.mark.parametrize("readout", ["own_length", "final", "final_masked"])
+def test_the_answers_of_an_eval_step_are_the_ones_it_counts(readout):
+  """pred differs from the target exactly in the cells counted wrong, whatever the readout
+  scores, so the column diagnosis and the table agree on a bin of shorter problems too."""
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
+  batch = data.all_bucket_batches(task, 0, 0, 4, [8, 12], spread_from=3)[1]
+  config = tiny_config(**{"model.readout": readout})
+  params = steps.init_params(config, task)
+  args = (params, *parallel.global_batch(mesh, *batch))
+  plain = jax.device_get(steps.make_eval_step(config, mesh)(*args))
+  m = jax.device_get(steps.make_eval_step(config, mesh, answers=True)(*args))
+  wrong_BxW = np.asarray(m["pred_BxW"]) != np.asarray(m["target_BxW"])
+  assert {k: int(m[k]) for k in plain} == {k: int(v) for k, v in plain.items()}
+  assert int(m["sym_wrong"]) == wrong_BxW.sum() > 0
+  assert int(m["seq_wrong"]) == wrong_BxW.any(1).sum()
+
+
 def test_bins_take_a_fraction_of_shorter_problems():
   task = tasks.get_task("badd")
   lengths = [8, 12, 16, 20, 25, 28, 31, 36, 41]

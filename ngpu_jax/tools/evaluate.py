@@ -57,14 +57,15 @@ def define_flags():
     "columns",
     False,
     "Also print where the errors sit: per band of columns, the largest fraction of problems "
-    "wrong in one column (same problems as the table; dropout off).",
+    "wrong in one column, and for each wrong problem (the first 10 per length) its wrong "
+    "columns and the answer's last column (the answers the table scores).",
   )
   flags.DEFINE_boolean(
     "carry_runs",
     False,
     "Sums only: also print the wrong answers by the length of each problem's longest run of "
-    "digit pairs summing to base-1, and by whether a carry enters it (same problems as the "
-    "table; dropout off).",
+    "digit pairs summing to base-1, and by whether a carry enters it (the answers the table "
+    "scores).",
   )
   flags.DEFINE_list(
     "run_sweep",
@@ -114,10 +115,16 @@ def main(argv):
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
   eval_step, batch_size = loaded.eval_step, f.batch_size or config.eval.batch_size
+  # The column and carry-run diagnoses read the answers the table scores: one pass for all.
+  rows = {} if f.columns or f.carry_runs else None
   if f.with_dropout:
     eval_step = steps.make_eval_step(config, loaded.mesh, dropout_seed=f.seed)
+  table_step = eval_step
+  if rows is not None:
+    dropout_seed = f.seed if f.with_dropout else None
+    table_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
   results = evaluation.evaluate_lengths(
-    eval_step,
+    table_step,
     loaded.params,
     task,
     loaded.mesh,
@@ -125,31 +132,18 @@ def main(argv):
     f.examples,
     batch_size,
     f.seed,
+    answers=rows,
   )
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
   what += ", dropout on" if f.with_dropout else ""
   print(f"{task.name} at {what} ({workdir})")
   print(evaluation.format_table(results, task.name))
-  if f.columns or f.carry_runs:  # both read the same predictions: make them once per length
-    rows = {
-      n: list(
-        evaluation.predictions(
-          loaded.predict_step,
-          loaded.params,
-          config,
-          task,
-          loaded.mesh,
-          n,
-          f.examples,
-          batch_size,
-          f.seed,
-        )
-      )
-      for n in lengths
-    }
   if f.columns:
     profiles = {n: evaluation.column_errors(rows[n]) for n in lengths}
     print(evaluation.format_column_table(profiles))
+    print(
+      evaluation.format_wrong_problems({n: evaluation.wrong_problems(rows[n]) for n in lengths})
+    )
   if f.carry_runs:
     print(carry_runs.format_table({n: carry_runs.run_errors(rows[n], base) for n in lengths}))
   if runs:
