@@ -105,8 +105,8 @@ def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
 
 def column_errors(rows) -> np.ndarray:
   """Fraction of problems wrong in each column (0 = the least significant digit), over the
-  (x, pred, target) answer batches of evaluate_lengths: where in the answer a model that fails past its
-  training range goes wrong."""
+  (x, pred, target) answer batches of evaluate_lengths: where in the answer a model that
+  fails past its training range goes wrong."""
   wrong_W, seen = 0, 0
   for _, pred_BxW, target_BxW in rows:
     wrong_W = wrong_W + (pred_BxW != target_BxW).sum(0)
@@ -130,9 +130,9 @@ def format_column_table(profiles: dict[int, np.ndarray], bands: int = 10) -> str
 
 def wrong_problems(rows) -> list[tuple[int, int, np.ndarray]]:
   """(index in the stream, the answer's last non-blank column, the wrong columns) of each
-  wrong problem in the (x, pred, target) answer batches of evaluate_lengths. The band table says how
-  often a region goes wrong; this says whether one problem's errors sit together (a carry
-  that went astray), apart, or past the end of its answer."""
+  wrong problem in the (x, pred, target) answer batches of evaluate_lengths. The band table
+  says how often a region goes wrong; this says whether one problem's errors sit together (a
+  carry that went astray), apart, or past the end of its answer."""
   wrong, i = [], 0
   for _, pred_BxW, target_BxW in rows:
     for pred_W, target_W in zip(pred_BxW, target_BxW):
