@@ -4,7 +4,10 @@ A pair of digits summing to base-1 passes on whatever carry comes into it, so th
 over a run of such pairs are decided by the pair below the run. A model that looks only a few
 digits down has to guess there, and random 200-bit sums hold runs of 10-17 that 20-bit training
 sums almost never do. The table counts, per band of that longest run's length and per whether
-a carry enters it, how many of the fresh problems the evaluation scores are wrong.
+a carry enters it, how many of the fresh problems the evaluation scores are wrong. Per column,
+the same bands sort every digit of the answers by the run directly below it: the chance that
+one digit goes wrong after such a run, and, for each wrong problem, the run under each of its
+wrong spans.
 
 Random problems rarely hold a run longer than a dozen pairs, so the reach of a model's carries
 is measured on planted runs too: random operands with one run of exactly r pairs, with and
@@ -18,6 +21,10 @@ import numpy as np
 from ngpu_jax import evaluation, probes, tasks
 
 BANDS = ((0, 4), (5, 8), (9, 12), (13, 16), (17, None))  # run lengths, inclusive
+COLUMN_HEADING = (
+  "wrong / answer digits by the run of pairs summing to base-1 directly below the digit (and"
+  " whether a carry enters it)"
+)
 
 
 def check_task(task: tasks.Task) -> int:
@@ -49,6 +56,68 @@ def longest_runs(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.nd
   return best, best_carry_in
 
 
+def runs_below(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+  """(run_BxC, carry_BxC) for each of the C = K + 1 columns of the sum: how many pairs directly
+  below the column sum to base-1, and the carry into the column, which is the carry that
+  entered that run: what a model has to look past to write the column's digit."""
+  s_BxK = a_BxK + b_BxK
+  batch, k = s_BxK.shape
+  run_BxC, carry_BxC = np.zeros((batch, k + 1), np.int64), np.zeros((batch, k + 1), np.int64)
+  run, carry = np.zeros(batch, np.int64), np.zeros(batch, np.int64)
+  for j in range(k + 1):
+    run_BxC[:, j], carry_BxC[:, j] = run, carry
+    if j < k:
+      run = np.where(s_BxK[:, j] == base - 1, run + 1, 0)
+      carry = (s_BxK[:, j] + carry >= base).astype(np.int64)
+  return run_BxC, carry_BxC
+
+
+def column_run_errors(rows, base: int) -> np.ndarray:
+  """counts[carry, band, (columns, wrong)] over the answer columns (the K + 1 digits of each
+  sum) of evaluation.evaluate_lengths' answers, by the run below each column: per column, not
+  per problem, so a band's rate is the chance that one digit goes wrong after such a run."""
+  counts = np.zeros((2, len(BANDS), 2), np.int64)
+  for x_BxW, pred_BxW, target_BxW in rows:
+    run_BxC, carry_BxC = runs_below(*operand_digits(x_BxW), base)
+    c = run_BxC.shape[1]
+    wrong_BxC = pred_BxW[:, :c] != target_BxW[:, :c]
+    np.add.at(counts, (carry_BxC, band_of(run_BxC), 0), 1)
+    np.add.at(counts, (carry_BxC, band_of(run_BxC), 1), wrong_BxC.astype(np.int64))
+  return counts
+
+
+def span_runs(rows, base: int) -> list[tuple[int, list[tuple[int, int, int]]]]:
+  """(index in the stream, [(first column, run below, carry in)] per span of wrong answer
+  columns) of each problem wrong in its answer columns: where one carry went astray."""
+  listing, i = [], 0
+  for x_BxW, pred_BxW, target_BxW in rows:
+    run_BxC, carry_BxC = runs_below(*operand_digits(x_BxW), base)
+    c = run_BxC.shape[1]
+    for b, wrong_C in enumerate(pred_BxW[:, :c] != target_BxW[:, :c]):
+      cols = np.flatnonzero(wrong_C)
+      if cols.size:
+        starts = cols[np.concatenate([[True], np.diff(cols) != 1])]
+        listing.append((i, [(int(s), int(run_BxC[b, s]), int(carry_BxC[b, s])) for s in starts]))
+      i += 1
+  return listing
+
+
+def format_span_runs(listing: dict[int, list], limit: int = 10) -> str:
+  """Per length, the first `limit` problems of span_runs(), one line each."""
+  rows = [
+    "the wrong answer columns by the run below them: per span of wrong columns, its first"
+    " column, the pairs summing to base-1 directly below it, and whether a carry enters them"
+  ]
+  for length, wrong in sorted(listing.items()):
+    rows.append(f"{length:>7}  {len(wrong)} wrong in the answer" + (":" if wrong else ""))
+    for i, spans in wrong[:limit]:
+      cells = [f"{s} ({r} below, {'carry' if c else 'no carry'})" for s, r, c in spans]
+      rows.append(f"{'':>9}#{i:<5} " + "; ".join(cells))
+    if len(wrong) > limit:
+      rows.append(f"{'':>9}(and {len(wrong) - limit} more)")
+  return "\n".join(rows)
+
+
 def band_of(length_B: np.ndarray) -> np.ndarray:
   return np.searchsorted([lo for lo, _ in BANDS[1:]], length_B, side="right")
 
@@ -65,19 +134,22 @@ def run_errors(rows, base: int) -> np.ndarray:
   return counts
 
 
-def format_table(tallies: dict[int, np.ndarray]) -> str:
-  """One line per length and carry: wrong / problems in each band of the longest run's length."""
+def format_table(
+  tallies: dict[int, np.ndarray],
+  heading: str = "wrong / problems by the longest run of digit pairs summing to base-1 (and"
+  " whether a carry enters it)",
+) -> str:
+  """One line per length and carry: wrong / counted in each band of run length (run_errors'
+  problems, or column_run_errors' columns with their own heading)."""
   heads = [f"{lo}-{hi}" if hi is not None else f"{lo}+" for lo, hi in BANDS]
-  rows = [
-    "wrong / problems by the longest run of digit pairs summing to base-1 (and whether a carry"
-    " enters it)",
-    f"{'length':>7}  {'carry in':>8}  " + "  ".join(f"{h:>9}" for h in heads),
-  ]
+  width = max([9, *(len(f"{w}/{n}") for t in tallies.values() for n, w in t.reshape(-1, 2))])
+  rows = [heading, f"{'length':>7}  {'carry in':>8}  " + "  ".join(f"{h:>{width}}" for h in heads)]
   for length, counts in sorted(tallies.items()):
     for carry_in in (0, 1):
       cells = [f"{w}/{n}" if n else "-" for n, w in counts[carry_in]]
       rows.append(
-        f"{length:>7}  {('yes' if carry_in else 'no'):>8}  " + "  ".join(f"{c:>9}" for c in cells)
+        f"{length:>7}  {('yes' if carry_in else 'no'):>8}  "
+        + "  ".join(f"{c:>{width}}" for c in cells)
       )
   return "\n".join(rows)
 

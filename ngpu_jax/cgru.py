@@ -214,7 +214,7 @@ def step(
   Returns (new state, summed saturation cost).
   """
   n_layers = jax.tree.leaves(p_layers)[0].shape[0]
-  sat = jnp.zeros((), jnp.float32)
+  sat = jnp.zeros((), s_BxWxHxM.dtype)
   for layer in range(n_layers):
     p = jax.tree.map(lambda a, i=layer: a[i], p_layers)
     drop = candidate_dropout(layer) if candidate_dropout is not None else None

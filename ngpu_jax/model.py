@@ -191,20 +191,21 @@ def apply(
   cell, rows = spec.cell, spec.rows
   impl = cgru.resolve_conv_impl(spec.conv_impl, rows)
   mm = functools.partial(jnp.matmul, precision=spec.precision)
+  dt = params["embed"].dtype  # float64 params (evaluate --float64) compute in float64
   mask_BxW = jnp.arange(w)[None, :] < n_B[:, None]
-  mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(jnp.float32)
+  mask_BxWx1x1 = mask_BxW[:, :, None, None].astype(dt)
 
   if "embed_proj" in params:  # the paper's input path
     embed = params["embed"].at[0].set(0.0)  # the blank reads as an empty column
     e_BxWxM = mm(jnp.tanh(embed[x_BxW]), params["embed_proj"]["k"]) + params["embed_proj"]["b"]
   else:  # one-hot @ kernel is a row lookup; the blank has a row of its own
     e_BxWxM = params["embed"][x_BxW] + params["embed_b"]
-  sat_in = jnp.zeros((), jnp.float32)
+  sat_in = jnp.zeros((), dt)
   if cell.squash_input:
     if spec.saturation:  # counted once per step it stands in for, as the DNGPU weights it
       sat_in = cgru.saturation(e_BxWxM * mask_BxW[..., None], cell.saturation_limit) * own_w
     e_BxWxM = cgru.candidate_fn(cell, e_BxWxM)
-  s_BxWxHxM = jnp.zeros((b, w, rows, maps), jnp.float32).at[:, :, 0, :].set(e_BxWxM)
+  s_BxWxHxM = jnp.zeros((b, w, rows, maps), dt).at[:, :, 0, :].set(e_BxWxM)
   s_BxWxHxM = s_BxWxHxM * mask_BxWx1x1
 
   dropout_rate = dropout_rate_for(own_w, spec.dropout) if spec.dropout_by_length else spec.dropout
@@ -240,8 +241,8 @@ def apply(
 
   if train and spec.remat:
     body = jax.checkpoint(body)
-  out0_BxWxM = jnp.zeros((b, w, maps), jnp.float32)
-  carry0 = (s_BxWxHxM, out0_BxWxM, jnp.zeros((), jnp.float32))
+  out0_BxWxM = jnp.zeros((b, w, maps), dt)
+  carry0 = (s_BxWxHxM, out0_BxWxM, jnp.zeros((), dt))
   # Unrolling trades compile time for fewer loop iterations; it pays where each iteration
   # costs a kernel launch and a host sync (GPU), and changes no number.
   (_, out_BxWxM, sat), s_TxBxWxHxM = jax.lax.scan(

@@ -39,6 +39,62 @@ def test_longest_run_agrees_with_integer_addition(base):
   assert (length_B[:100] == 12).all() and (length_B[100:200] >= 6).all()
 
 
+@pytest.mark.parametrize("base", [2, 10])
+def test_the_run_below_each_column_and_its_carry_agree_with_integer_addition(base):
+  rng = np.random.default_rng(base)
+  a_BxK, b_BxK = rng.integers(0, base, (2, 200, 9))
+  b_BxK[:50, 2:8] = base - 1 - a_BxK[:50, 2:8]
+  run_BxC, carry_BxC = carry_runs.runs_below(a_BxK, b_BxK, base)
+  assert run_BxC.shape == (200, 10) and run_BxC[:50, 8].min() >= 6
+  value = lambda d_K: sum(int(d) * base**i for i, d in enumerate(d_K))
+  for a, b, run_C, carry_C in zip(a_BxK, b_BxK, run_BxC, carry_BxC):
+    passes = "".join("1" if x + y == base - 1 else "0" for x, y in zip(a, b))
+    for c in range(10):
+      below = passes[:c]
+      assert run_C[c] == len(below) - len(below.rstrip("1"))
+      assert carry_C[c] == int(value(a[:c]) + value(b[:c]) >= base**c)
+
+
+def test_column_tally_and_spans_find_a_model_wrong_after_runs_with_no_carry():
+  """A 'model' wrong in each answer digit above 5 or more pairs summing to 1 with no carry
+  entering them: the per-digit tally counts exactly those digits, the spans start on them."""
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
+
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    del params
+    x_BxW, target_BxW = np.asarray(x_BxW), np.asarray(y_BxW)
+    pred_BxW = target_BxW.copy()
+    run_BxC, carry_BxC = carry_runs.runs_below(*carry_runs.operand_digits(x_BxW), 2)
+    c = run_BxC.shape[1]
+    flip_BxC = (run_BxC >= 5) & (carry_BxC == 0)
+    pred_BxW[:, :c] = np.where(flip_BxC, 3 - target_BxW[:, :c], target_BxW[:, :c])  # 1 <-> 2
+    wrong_B = (pred_BxW != target_BxW).any(1) & (np.asarray(n_B) > 0)
+    return {
+      "seq_wrong": wrong_B.sum(),
+      "sym_wrong": (pred_BxW != target_BxW).sum(),
+      "sym_total": np.asarray(n_B).sum(),
+      "pred_BxW": pred_BxW,
+      "target_BxW": target_BxW,
+    }
+
+  answers = {}
+  table = evaluation.evaluate_lengths(
+    eval_step, None, task, mesh, [81], 100, 50, 5, answers=answers
+  )
+  counts = carry_runs.column_run_errors(answers[81], 2)
+  columns, wrong = counts[..., 0], counts[..., 1]
+  assert columns.sum() == 100 * 41 and wrong.sum() > 0
+  assert (wrong[1] == 0).all() and wrong[0, 0] == 0 and (wrong[0, 1:] == columns[0, 1:]).all()
+  spans = carry_runs.span_runs(answers[81], 2)
+  assert len(spans) == round(table[81]["seq_error"] * 100)
+  assert all(r >= 5 and c == 0 for _, found in spans for _, r, c in found)
+  i, [(first, r, _), *_] = spans[0]
+  listing = carry_runs.format_span_runs({81: spans}, limit=1)
+  assert f"#{i:<5} {first} ({r} below, no carry)" in listing and "more)" in listing
+  text = carry_runs.format_table({81: counts}, carry_runs.COLUMN_HEADING)
+  assert text.startswith(carry_runs.COLUMN_HEADING) and f" 0/{columns[0, 0]} " in text
+
+
 def test_bands_are_closed_and_cover_every_length():
   assert carry_runs.band_of(np.array([0, 4, 5, 8, 9, 12, 13, 16, 17, 200])).tolist() == [
     0,
@@ -152,6 +208,7 @@ def test_evaluate_prints_the_carry_run_tables_and_refuses_what_does_not_fit():
   assert proc.returncode == 0, proc.stderr[-3000:]
   runs_table, sweep_table = proc.stdout.split("one planted run of exactly r pairs")
   assert "by the longest run of digit pairs summing to base-1" in runs_table
+  assert carry_runs.COLUMN_HEADING in runs_table and "     41  0 wrong in the answer" in runs_table
   line = next(r for r in runs_table.splitlines() if r.strip().startswith("41") and "no" in r)
   assert sum(int(c.split("/")[1]) for c in line.split()[2:] if "/" in c) > 0
   sweep = [r.split() for r in sweep_table.splitlines() if r.strip().startswith("41 ")]

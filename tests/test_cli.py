@@ -151,6 +151,18 @@ def test_evaluate_with_dropout_scores_other_numbers_and_appends_nothing(workdir)
   assert len(workdir_files.read_metrics(wd)) == before
 
 
+def test_evaluate_in_float64_scores_the_same_problems_and_appends_nothing(workdir):
+  wd, _ = workdir
+  flags = ("--lengths=12,16", "--examples=16", "--probe_examples=0")
+  plain = _evaluate(wd, *flags).stdout
+  before = len(workdir_files.read_metrics(wd))
+  double = _evaluate(wd, *flags, "--float64").stdout
+  assert "in float64" in double
+  table = lambda out: [line for line in out.splitlines() if line.startswith("     1")]
+  assert len(table(double)) == 2 and table(double) == table(plain)
+  assert len(workdir_files.read_metrics(wd)) == before
+
+
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):
   wd, _ = workdir
   before = len(workdir_files.read_metrics(wd))

@@ -106,6 +106,20 @@ def test_readout_is_the_state_after_exactly_n_steps(params):
         assert not np.allclose(out.logits_BxWxC[b, :k], after[t][:k], rtol=1e-3, atol=1e-3), t
 
 
+@pytest.mark.parametrize("changes", [{}, {"readout": "final_masked", "saturation": True}])
+def test_float64_params_compute_in_float64_with_the_same_answers(params, changes):
+  x = np.random.default_rng(4).integers(1, 13, (3, 8))
+  n = np.array([8, 6, 3])
+  single = _apply(params, x, n, **changes)
+  with jax.enable_x64(True):
+    wide = jax.tree.map(lambda a: a.astype(np.float64), params)
+    double = _apply(wide, x, n, **changes)
+    saturation = model.apply(wide, x, n, spec(**changes)).saturation
+  assert double.dtype == saturation.dtype == np.float64
+  np.testing.assert_allclose(double, single, rtol=1e-4, atol=1e-5)
+  assert np.array_equal(np.argmax(double, -1), np.argmax(single, -1))
+
+
 @pytest.mark.slow
 def test_remat_and_conv_forms_agree(params):
   x = np.random.default_rng(3).integers(1, 13, (2, 6))

@@ -2,7 +2,7 @@
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
       [--average_steps=1500,1650] [--columns] [--carry_runs] [--run_sweep=4,8,16,32]
-      [--with_dropout]
+      [--with_dropout] [--float64]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
 (WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
@@ -11,9 +11,11 @@ checkpoints' parameters, and its lines say so. --columns also
 prints where in the answer the errors sit; --carry_runs (sums) sorts the wrong answers by the
 longest run of digit pairs that pass a carry on, and --run_sweep scores problems holding one
 planted run of each given length, the reach of its carries; --with_dropout scores with the training's dropout
-on, and appends nothing.
+on, and --float64 computes in float64; both print and append nothing.
 """
 
+import jax
+import numpy as np
 from absl import flags
 
 from ngpu_jax import (
@@ -80,6 +82,12 @@ def define_flags():
     "Score with the training's dropout on (fresh masks per batch) instead of off: how much "
     "the model leans on it. Printed only; nothing is appended to metrics.jsonl.",
   )
+  flags.DEFINE_boolean(
+    "float64",
+    False,
+    "Compute in float64 (the parameters cast up): whether an error at a long length is float32 "
+    "rounding over the thousands of steps or the model's own. Printed only.",
+  )
   common.define_cpu_devices("all cores")
   flags.mark_flag_as_required("workdir")
 
@@ -100,6 +108,10 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:
     console.fail(f"{e}")
   config, task = loaded.config, loaded.task
+  params = loaded.params
+  if f.float64:
+    jax.config.update("jax_enable_x64", True)  # for the rest of this process
+    params = jax.tree.map(lambda a: a.astype(np.float64) if a.dtype == np.float32 else a, params)
   if f.carry_runs:
     try:
       base = carry_runs.check_task(task)
@@ -125,7 +137,7 @@ def main(argv):
     table_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
   results = evaluation.evaluate_lengths(
     table_step,
-    loaded.params,
+    params,
     task,
     loaded.mesh,
     lengths,
@@ -136,6 +148,7 @@ def main(argv):
   )
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
   what += ", dropout on" if f.with_dropout else ""
+  what += ", in float64" if f.float64 else ""
   print(f"{task.name} at {what} ({workdir})")
   print(evaluation.format_table(results, task.name))
   if f.columns:
@@ -146,10 +159,13 @@ def main(argv):
     )
   if f.carry_runs:
     print(carry_runs.format_table({n: carry_runs.run_errors(rows[n], base) for n in lengths}))
+    by_column = {n: carry_runs.column_run_errors(rows[n], base) for n in lengths}
+    print(carry_runs.format_table(by_column, carry_runs.COLUMN_HEADING))
+    print(carry_runs.format_span_runs({n: carry_runs.span_runs(rows[n], base) for n in lengths}))
   if runs:
     sweep = carry_runs.run_sweep(
       eval_step,
-      loaded.params,
+      params,
       task,
       loaded.mesh,
       lengths,
@@ -163,7 +179,7 @@ def main(argv):
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
       eval_step,
-      loaded.params,
+      params,
       task,
       loaded.mesh,
       lengths,
@@ -172,7 +188,7 @@ def main(argv):
       f.seed,
     )
     print(evaluation.format_probe_table(probe_results))
-  if f.with_dropout:  # not the model's answers: no line a table could take as its result
+  if f.with_dropout or f.float64:  # not the model as trained: no line a table could take
     return
   if workdir_files.is_model_dir(workdir):
     # A model directory is what export wrote (in the package, for a shipped one): a record
