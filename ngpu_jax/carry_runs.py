@@ -104,18 +104,19 @@ def span_runs(rows, base: int) -> list[tuple[int, list[tuple[int, int, int]]]]:
 
 def format_span_runs(listing: dict[int, list], limit: int = 10) -> str:
   """Per length, the first `limit` problems of span_runs(), one line each."""
-  rows = [
+
+  def line(i, spans):
+    cells = [f"{s} ({r} below, {'carry' if c else 'no carry'})" for s, r, c in spans]
+    return f"#{i:<5} " + "; ".join(cells)
+
+  return evaluation.format_listing(
     "the wrong answer columns by the run below them: per span of wrong columns, its first"
-    " column, the pairs summing to base-1 directly below it, and whether a carry enters them"
-  ]
-  for length, wrong in sorted(listing.items()):
-    rows.append(f"{length:>7}  {len(wrong)} wrong in the answer" + (":" if wrong else ""))
-    for i, spans in wrong[:limit]:
-      cells = [f"{s} ({r} below, {'carry' if c else 'no carry'})" for s, r, c in spans]
-      rows.append(f"{'':>9}#{i:<5} " + "; ".join(cells))
-    if len(wrong) > limit:
-      rows.append(f"{'':>9}(and {len(wrong) - limit} more)")
-  return "\n".join(rows)
+    " column, the pairs summing to base-1 directly below it, and whether a carry enters them",
+    listing,
+    line,
+    limit,
+    "wrong in the answer",
+  )
 
 
 def band_of(length_B: np.ndarray) -> np.ndarray:

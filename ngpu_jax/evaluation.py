@@ -154,16 +154,23 @@ def _spans(columns: np.ndarray) -> str:
 
 def format_wrong_problems(listing: dict[int, list], limit: int = 10) -> str:
   """Per length, the first `limit` wrong problems of wrong_problems(), one line each."""
-  rows = [
+  return format_listing(
     "the wrong problems: their number in the evaluation's stream, the answer's last column"
-    " (blank past it), the wrong columns"
-  ]
-  for length, wrong in sorted(listing.items()):
-    rows.append(f"{length:>7}  {len(wrong)} wrong" + (":" if wrong else ""))
-    for i, last, bad_C in wrong[:limit]:
-      rows.append(f"{'':>9}#{i:<5} answer to column {last:<6} wrong: {_spans(bad_C)}")
-    if len(wrong) > limit:
-      rows.append(f"{'':>9}(and {len(wrong) - limit} more)")
+    " (blank past it), the wrong columns",
+    listing,
+    lambda i, last, bad_C: f"#{i:<5} answer to column {last:<6} wrong: {_spans(bad_C)}",
+    limit,
+  )
+
+
+def format_listing(heading: str, listing: dict[int, list], line, limit: int, what="wrong") -> str:
+  """heading, then per length the count of its items and the first `limit` as line(*item)."""
+  rows = [heading]
+  for length, items in sorted(listing.items()):
+    rows.append(f"{length:>7}  {len(items)} {what}" + (":" if items else ""))
+    rows.extend(f"{'':>9}{line(*item)}" for item in items[:limit])
+    if len(items) > limit:
+      rows.append(f"{'':>9}(and {len(items) - limit} more)")
   return "\n".join(rows)
 
 

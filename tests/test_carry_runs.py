@@ -8,6 +8,25 @@ from ngpu_jax import carry_runs, data, evaluation, parallel, probes, tasks
 from conftest import run_module
 
 
+def _answering(answer):
+  """An eval step (answers=True) of a 'model' whose answers are answer(x_BxW, target_BxW)."""
+
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    del params
+    x_BxW, target_BxW = np.asarray(x_BxW), np.asarray(y_BxW)
+    pred_BxW = answer(x_BxW, target_BxW)
+    wrong_BxW = (pred_BxW != target_BxW) & (np.arange(x_BxW.shape[1]) < np.asarray(n_B)[:, None])
+    return {
+      "seq_wrong": wrong_BxW.any(1).sum(),
+      "sym_wrong": wrong_BxW.sum(),
+      "sym_total": np.asarray(n_B).sum(),
+      "pred_BxW": pred_BxW,
+      "target_BxW": target_BxW,
+    }
+
+  return eval_step
+
+
 def test_longest_run_and_the_carry_into_it():
   # lowest digit first: 1+1 makes a carry that enters the run of three 1+0 / 0+1 pairs above
   a_BxK = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 1, 0], [1, 0, 0, 1, 1], [0, 0, 0, 0, 0]])
@@ -60,26 +79,17 @@ def test_column_tally_and_spans_find_a_model_wrong_after_runs_with_no_carry():
   entering them: the per-digit tally counts exactly those digits, the spans start on them."""
   task, mesh = tasks.get_task("badd"), parallel.make_mesh()
 
-  def eval_step(params, x_BxW, y_BxW, n_B):
-    del params
-    x_BxW, target_BxW = np.asarray(x_BxW), np.asarray(y_BxW)
+  def answer(x_BxW, target_BxW):
     pred_BxW = target_BxW.copy()
     run_BxC, carry_BxC = carry_runs.runs_below(*carry_runs.operand_digits(x_BxW), 2)
     c = run_BxC.shape[1]
     flip_BxC = (run_BxC >= 5) & (carry_BxC == 0)
     pred_BxW[:, :c] = np.where(flip_BxC, 3 - target_BxW[:, :c], target_BxW[:, :c])  # 1 <-> 2
-    wrong_B = (pred_BxW != target_BxW).any(1) & (np.asarray(n_B) > 0)
-    return {
-      "seq_wrong": wrong_B.sum(),
-      "sym_wrong": (pred_BxW != target_BxW).sum(),
-      "sym_total": np.asarray(n_B).sum(),
-      "pred_BxW": pred_BxW,
-      "target_BxW": target_BxW,
-    }
+    return pred_BxW
 
   answers = {}
   table = evaluation.evaluate_lengths(
-    eval_step, None, task, mesh, [81], 100, 50, 5, answers=answers
+    _answering(answer), None, task, mesh, [81], 100, 50, 5, answers=answers
   )
   counts = carry_runs.column_run_errors(answers[81], 2)
   columns, wrong = counts[..., 0], counts[..., 1]
@@ -115,24 +125,15 @@ def test_run_errors_count_the_problems_a_model_gets_wrong():
   carry coming in: the table counts exactly those, on the problems evaluate_lengths scores."""
   task, mesh = tasks.get_task("badd"), parallel.make_mesh()
 
-  def eval_step(params, x_BxW, y_BxW, n_B):
-    del params
-    x_BxW, target_BxW = np.asarray(x_BxW), np.asarray(y_BxW)
+  def answer(x_BxW, target_BxW):
     pred_BxW = np.array([task.target(row) for row in x_BxW])
     length_B, carry_in_B = carry_runs.longest_runs(*carry_runs.operand_digits(x_BxW), 2)
     pred_BxW[(length_B >= 5) & (carry_in_B == 0), 0] = tasks.PAD  # one wrong digit
-    wrong_BxW = (pred_BxW != target_BxW) & (np.arange(x_BxW.shape[1]) < np.asarray(n_B)[:, None])
-    return {
-      "seq_wrong": wrong_BxW.any(1).sum(),
-      "sym_wrong": wrong_BxW.sum(),
-      "sym_total": np.asarray(n_B).sum(),
-      "pred_BxW": pred_BxW,
-      "target_BxW": target_BxW,
-    }
+    return pred_BxW
 
   answers = {}
   table = evaluation.evaluate_lengths(
-    eval_step, None, task, mesh, [61], 300, 64, 7, answers=answers
+    _answering(answer), None, task, mesh, [61], 300, 64, 7, answers=answers
   )
   rows = answers[61]
   counts = carry_runs.run_errors(rows, carry_runs.check_task(task))
