@@ -308,11 +308,13 @@ class _Run:
     c, step = self.config, self.best.info["step"] if self.best.info else 0
 
     def score(params, lengths):
-      draw = step if c.eval.fresh else None
-      return evaluation.evaluate_lengths(
-        self._eval_step, params, self.task, self.mesh, lengths, c.eval.examples,
-        c.eval.batch_size, c.seed, draw,
-      )  # fmt: skip
+      draw, results = step if c.eval.fresh else None, {}
+      for n in lengths:
+        results.update(evaluation.evaluate_lengths(
+          self._eval_step, params, self.task, self.mesh, [n], self.eval_examples(n),
+          c.eval.batch_size, c.seed, draw,
+        ))  # fmt: skip
+      return results
 
     load = lambda directory: loading.load_exported(directory, c, self.task, self.mesh)[0]
     lengths = tuple(c.eval.lengths) + tuple(c.eval.far_lengths)
@@ -446,6 +448,12 @@ class _Run:
     if self.on_log is not None:
       self.on_log(self.step, line)
 
+  def eval_examples(self, length: int) -> int:
+    """Problems per periodic evaluation at this length (eval.far_examples at a far one)."""
+    c = self.config.eval
+    far = length in c.far_lengths and length not in c.lengths
+    return c.far_examples if far and c.far_examples else c.examples
+
   def evaluate(
     self, lengths, examples, seed, draw=None, batch_size=None, stop_on_error=False, **extra
   ) -> dict:
@@ -507,14 +515,14 @@ class _Run:
     if self.step % c.eval.far_every == 0:
       far = sorted(n for n in c.eval.far_lengths if n not in c.eval.lengths)
     lengths = sorted(c.eval.lengths)
-    if c.eval.far_gate >= 1.0:  # no error exceeds it: one call measures every length
+    if c.eval.far_gate >= 1.0 and not c.eval.far_examples:  # one call measures every length
       lengths, far = sorted(set(lengths) | set(far)), []
     draw = self.step if c.eval.fresh else None
     results = self.evaluate(lengths, c.eval.examples, c.seed, draw)
     for n in far:  # shortest first; past a length wrong beyond the gate, longer ones only cost
       if results[max(results)]["seq_error"] > c.eval.far_gate:
         break
-      results.update(self.evaluate([n], c.eval.examples, c.seed, draw))
+      results.update(self.evaluate([n], self.eval_examples(n), c.seed, draw))
     results = dict(sorted(results.items()))
     front = evaluation.generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})

@@ -425,6 +425,34 @@ def test_far_lengths_stop_past_a_length_wrong_beyond_the_gate(
     configlib.validate(tiny_config(**{"eval.far_gate": 1.5}))
 
 
+def test_far_lengths_take_their_own_number_of_problems(tmp_path, monkeypatch):
+  asked = []
+
+  def scores(eval_step, params, task, mesh, lengths, examples, *rest, **kwargs):
+    asked.extend((n, examples) for n in lengths)
+    return {n: {"seq_error": 0.0, "symbol_error": 0.0, "examples": examples} for n in lengths}
+
+  monkeypatch.setattr(train.evaluation, "evaluate_lengths", scores)
+  config = tiny_config(
+    **{
+      "eval.lengths": (8, 9),
+      "eval.far_lengths": (16, 12),
+      "eval.far_every": 10,
+      "eval.examples": 8,
+      "eval.far_examples": 24,
+      "num_steps": 10,
+      "final_eval.lengths": (),
+    }
+  )
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  assert asked == [(8, 8), (9, 8), (12, 24), (16, 24)]
+  lines = [m for m in workdir_files.read_metrics(workdir) if m["kind"] == "eval"]
+  assert [(m["eval_length"], m["examples"]) for m in lines] == asked
+  with pytest.raises(ValueError, match="eval.far_examples"):
+    configlib.validate(tiny_config(**{"eval.far_examples": -1}))
+
+
 def test_generalization_front():
   r = lambda *errs: {n: {"seq_error": e} for n, e in zip((41, 51, 61, 401), errs)}
   assert evaluation.generalization_front(r(0.0, 0.0, 0.1, 0.0)) == 51
