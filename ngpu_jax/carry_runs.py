@@ -40,22 +40,6 @@ def operand_digits(x_BxW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return x_BxW[:, :k] - 1, x_BxW[:, k + 1 : 2 * k + 1] - 1  # symbol = digit + 1
 
 
-def longest_runs(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
-  """(length_B, carry_in_B) of each problem's longest run of pairs summing to base-1 (the lowest
-  of equally long ones): carry_in is 1 when the digits below the run make a carry into it."""
-  s_BxK = a_BxK + b_BxK
-  batch = len(s_BxK)
-  carry, run, run_carry_in, best, best_carry_in = (np.zeros(batch, np.int64) for _ in range(5))
-  for j in range(s_BxK.shape[1]):
-    passes = s_BxK[:, j] == base - 1
-    run_carry_in = np.where(passes & (run == 0), carry, run_carry_in)
-    run = np.where(passes, run + 1, 0)
-    longer = run > best
-    best, best_carry_in = np.where(longer, run, best), np.where(longer, run_carry_in, best_carry_in)
-    carry = (s_BxK[:, j] + carry >= base).astype(np.int64)
-  return best, best_carry_in
-
-
 def runs_below(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
   """(run_BxC, carry_BxC) for each of the C = K + 1 columns of the sum: how many pairs directly
   below the column sum to base-1, and the carry into the column, which is the carry that
@@ -70,6 +54,17 @@ def runs_below(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.ndar
       run = np.where(s_BxK[:, j] == base - 1, run + 1, 0)
       carry = (s_BxK[:, j] + carry >= base).astype(np.int64)
   return run_BxC, carry_BxC
+
+
+def longest_runs(a_BxK: np.ndarray, b_BxK: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray]:
+  """(length_B, carry_in_B) of each problem's longest run of pairs summing to base-1 (the lowest
+  of equally long ones): carry_in is 1 when the digits below the run make a carry into it."""
+  run_BxC, carry_BxC = runs_below(a_BxK, b_BxK, base)
+  # The run ending just below column c is passed by the carry into c unchanged, so the carry
+  # into the column above the longest run is the carry that entered it.
+  above_B = run_BxC.argmax(1)  # the first column above a longest run: the lowest such run
+  best_B = run_BxC[np.arange(len(run_BxC)), above_B]
+  return best_B, np.where(best_B > 0, carry_BxC[np.arange(len(run_BxC)), above_B], 0)
 
 
 def column_run_errors(rows, base: int) -> np.ndarray:
