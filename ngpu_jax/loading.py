@@ -150,16 +150,110 @@ def export(workdir: str, out: str) -> dict:
   Relaxation copies that training has averaged into one are stored once
   (relax.copies = 1 in the exported config): the model computes the same.
   """
+  _refuse_existing(out)
   loaded = load_run(workdir)
   params, config = collapse_averaged_copies(jax.device_get(loaded.params), loaded.config)
+  return _write_new(params, config, {"step": loaded.step, "source": os.path.abspath(workdir)}, out)
+
+
+def export_mean(sources: Sequence[str], out: str) -> dict:
+  """Writes the mean of several models' parameters (mean_of_models) as a model directory."""
+  _refuse_existing(out)
+  return _write_new(*mean_of_models(sources), out)
+
+
+def _refuse_existing(out: str) -> None:
   if os.path.exists(out):
     raise FileExistsError(f"{out} exists; remove it first")
-  write_model(params, config, {"step": loaded.step, "source": os.path.abspath(workdir)}, out)
+
+
+def _write_new(params, config, info: dict, out: str) -> dict:
+  write_model(params, config, info, out)
   return {
-    "step": loaded.step,
+    "step": info["step"],
     "relax_copies": config.relax.copies,
     "params": sum(int(np.size(a)) for a in jax.tree.leaves(params)),
   }
+
+
+# Model fields that only training reads: models that differ in them compute the same answers.
+_TRAINING_ONLY_MODEL_FIELDS = (
+  "dropout",
+  "dropout_by_length",
+  "dropout_on",
+  "kernel_init_scale",
+  "conv_impl",
+  "scan_unroll",
+  "remat",
+)
+
+
+def _what_computes(config) -> dict:
+  d = config_to_dict(config)
+  model_fields = {k: v for k, v in d["model"].items() if k not in _TRAINING_ONLY_MODEL_FIELDS}
+  return {"task": d["task"], "precision": d["precision"], "model": model_fields}
+
+
+def parse_model_source(text: str) -> tuple[str, int | None]:
+  """'DIR' or 'WORKDIR@STEP' (that checkpoint of a run) as (DIR, STEP or None)."""
+  path, at, step = text.rpartition("@")
+  if not at:
+    return text, None
+  if not step.isdigit() or not path:
+    raise ValueError(f"{text!r}: give a model directory, a workdir, or WORKDIR@STEP")
+  return path, int(step)
+
+
+def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDict, dict]:
+  """The mean of several trained models' parameters, as one model.
+
+  sources: model directories (or shipped names), workdirs (their newest checkpoint) or
+  WORKDIR@STEP; each contributes its evaluation parameters (the moving average if kept).
+  They must compute the same function of their parameters: same task, precision and model
+  fields (training-only ones aside). A model whose relaxation copies were averaged into one
+  counts as that copy repeated. Returns (host params, the first source's config with the
+  copies that remain distinct, step.json info naming every source).
+  """
+  if len(sources) < 2:
+    raise ValueError(f"the mean needs at least two models, got {len(sources)}")
+  loaded = []
+  for text in sources:
+    path, step = parse_model_source(text)
+    directory = resolve_model(path, "model")
+    run = load_run(directory, [step] if step is not None else ())
+    params, config = collapse_averaged_copies(jax.device_get(run.params), run.config)
+    loaded.append((text, directory, run.step, params, config))
+  first_text, *_, first_config = loaded[0]
+  for text, *_, config in loaded[1:]:
+    differ = workdir_files.config_diff(_what_computes(first_config), _what_computes(config))
+    if differ:
+      raise ValueError(
+        f"{text} is not the same model as {first_text} ({len(differ)} fields differ: "
+        f"{'; '.join(differ[:3])})"
+      )
+  copies = max(entry[-1].relax.copies for entry in loaded)
+  for text, *_, config in loaded:
+    if config.relax.copies not in (1, copies):
+      raise ValueError(
+        f"{text} has {config.relax.copies} distinct relaxation copies, another model {copies}"
+      )
+  tiled = [
+    {**p, "steps": jax.tree.map(lambda a: np.repeat(a, copies // a.shape[0], axis=0), p["steps"])}
+    for *_, p, _ in loaded
+  ]
+  # Summed in float64, so that the mean is rounded to float32 once.
+  mean = jax.tree.map(
+    lambda *a: (sum(np.asarray(x, np.float64) for x in a) / len(a)).astype(a[0].dtype), *tiled
+  )
+  config = ml_collections.ConfigDict(config_to_dict(first_config))
+  config.relax.copies = copies
+  params, config = collapse_averaged_copies(mean, config)
+  info = {
+    "step": max(entry[2] for entry in loaded),
+    "source": "mean of " + ", ".join(text for text, *_ in loaded),
+    "averaged": [{"source": os.path.abspath(d), "step": s} for _, d, s, *_ in loaded],
+  }
+  return params, config, info
 
 
 def write_model(params, config, info: dict, out: str) -> None:

@@ -377,3 +377,67 @@ def test_collapse_averaged_copies():
   one, cfg = loading.collapse_averaged_copies(averaged, config)
   assert cfg.relax.copies == 1 and config.relax.copies == 6
   assert all(a.shape[0] == 1 for a in jax.tree.leaves(one["steps"]))
+
+
+def test_export_average_writes_the_mean_of_the_models(workdir, tmp_path):
+  """A checkpoint (WORKDIR@STEP) and an exported model, averaged into one model directory."""
+  wd, _ = workdir
+  at_20 = tmp_path / "at20"
+  assert run_module("ngpu_jax.tools.export", f"--workdir={wd}", f"--out={at_20}").returncode == 0
+  out = tmp_path / "mean"
+  proc = run_module("ngpu_jax.tools.export", f"--average={wd}@10,{at_20}", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "exported the mean of 2 models (newest step 20)" in proc.stdout
+  info = loading.read_model_info(str(out))
+  assert [(a["source"], a["step"]) for a in info["averaged"]] == [(wd, 10), (str(at_20), 20)]
+  p10, p20, mean = (
+    jax.device_get(run.params)
+    for run in (loading.load_run(wd, [10]), loading.load_run(wd), loading.load_run(str(out)))
+  )
+  for a, b, m in zip(jax.tree.leaves(p10), jax.tree.leaves(p20), jax.tree.leaves(mean)):
+    np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6)
+  again = run_module("ngpu_jax.tools.export", f"--average={wd}@10,{wd}@15", f"--out={out}x")
+  assert again.returncode == 2 and "no checkpoint of step 15" in again.stderr
+  assert not os.path.exists(f"{out}x")
+
+
+def _tiny_model(path, **overrides):
+  """A tiny config's initial parameters written as a model directory."""
+  from conftest import tiny_config
+
+  config = tiny_config(**overrides)
+  params = jax.device_get(steps.init_params(config, tasks.get_task(config.task)))
+  loading.write_model(params, config, {"step": 0}, str(path))
+  return str(path), params
+
+
+def test_mean_of_models_refuses_models_that_compute_differently(tmp_path):
+  base, _ = _tiny_model(tmp_path / "base")
+  # Dropout is read in training only: these two average into a model.
+  dropout, _ = _tiny_model(tmp_path / "dropout", **{"model.dropout": 0.3})
+  _, config, info = loading.mean_of_models([base, dropout])
+  assert config.model.dropout == 0.15 and info["step"] == 0
+  wider, _ = _tiny_model(tmp_path / "wider", **{"model.maps": 6})
+  with pytest.raises(ValueError, match=r"wider is not the same model as .*model.maps: 4 -> 6"):
+    loading.mean_of_models([base, wider])
+  other_task, _ = _tiny_model(tmp_path / "task", task="bmul")
+  with pytest.raises(ValueError, match=r"task: 'badd' -> 'bmul'"):
+    loading.mean_of_models([base, other_task])
+  with pytest.raises(ValueError, match="at least two models"):
+    loading.mean_of_models([base])
+  with pytest.raises(ValueError, match="WORKDIR@STEP"):
+    loading.mean_of_models([base, f"{base}@x"])
+
+
+def test_mean_of_models_repeats_a_single_copy(tmp_path):
+  """A model stored with one relaxation copy counts as that copy repeated."""
+  six, p6 = _tiny_model(tmp_path / "six", **{"relax.copies": 6})
+  one, p1 = _tiny_model(tmp_path / "one", **{"relax.copies": 1})
+  mean, config, _ = loading.mean_of_models([six, one])
+  assert config.relax.copies == 6
+  for a, b, m in zip(
+    jax.tree.leaves(p6["steps"]), jax.tree.leaves(p1["steps"]), jax.tree.leaves(mean["steps"])
+  ):
+    assert a.shape[0] == 6 and b.shape[0] == 1
+    np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-6)
+  np.testing.assert_allclose(mean["embed"], (p6["embed"] + p1["embed"]) / 2, rtol=1e-6)
