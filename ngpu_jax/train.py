@@ -7,6 +7,7 @@ Running the same command again resumes from the newest checkpoint and
 continues exactly as an uninterrupted run would.
 """
 
+import dataclasses
 import queue
 import threading
 import time
@@ -302,6 +303,19 @@ class _Run:
       self.sched = schedule.Schedule.from_json(sched_json)
     self.step = int(self.state.step)
     self.last_saved = self.step if restored is not None else None
+    if restored is not None:
+      self._fit_curriculum()
+
+  def _fit_curriculum(self) -> None:
+    """A fork that lowered curriculum.max_length trains on at the new maximum."""
+    top = self.config.curriculum.max_length
+    if self.sched.cur_length > top:
+      was = self.sched.cur_length
+      self.sched = dataclasses.replace(self.sched, cur_length=top)
+      self.reporter.write("curriculum_lowered", self.step, {"from": was, "to": top})
+      self._log(
+        f"the checkpoint's curriculum length {was} is above curriculum.max_length; now {top}"
+      )
 
   def _rescore_best(self) -> None:
     """The kept best model, scored at eval lengths it was not (the run's far lengths grew)."""

@@ -134,6 +134,23 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
 
 
 @pytest.mark.slow  # two training runs
+def test_a_fork_that_lowers_the_curriculum_maximum_trains_at_the_new_one(tmp_path):
+  # Without the clamp the restored curriculum length (7 or 8) draws problems longer than the
+  # fork's largest bucket, and the first step fails.
+  wd = str(tmp_path / "run")
+  longer = {"curriculum.start_length": 7, "curriculum.max_length": 8, "buckets": (6, 8)}
+  train.train_and_evaluate(tiny_config(num_steps=10, **longer), wd)
+  was = [m for m in workdir_files.read_metrics(wd) if m["kind"] == "train"][-1]["cur_length"]
+  shorter = {"curriculum.start_length": 6, "curriculum.max_length": 6, "buckets": (6,)}
+  config = tiny_config(num_steps=20, **shorter)
+  workdir_files.check_or_write_config(wd, config, allow_change=True, write=True)
+  assert train.train_and_evaluate(config, wd)["step"] == 20
+  lines = workdir_files.read_metrics(wd)
+  lowered = [(m["step"], m["from"], m["to"]) for m in lines if m["kind"] == "curriculum_lowered"]
+  assert was > 6 and lowered == [(10, was, 6)]
+  assert [m["cur_length"] for m in lines if m["kind"] == "train" and m["step"] > 10] == [6, 6]
+
+
 def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
   # The average passes updates through unchanged, so a run that turns it on at step 10
   # must train exactly as the run without it: the checkpoint's Adam moments are kept,
