@@ -151,6 +151,7 @@ def test_a_fork_that_lowers_the_curriculum_maximum_trains_at_the_new_one(tmp_pat
   assert [m["cur_length"] for m in lines if m["kind"] == "train" and m["step"] > 10] == [6, 6]
 
 
+@pytest.mark.slow  # two training runs
 def test_a_run_forked_with_the_moving_average_on_keeps_its_adam_state(tmp_path):
   # The average passes updates through unchanged, so a run that turns it on at step 10
   # must train exactly as the run without it: the checkpoint's Adam moments are kept,
