@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -204,6 +204,16 @@ def parse_model_source(text: str) -> tuple[str, int | None]:
   return path, int(step)
 
 
+class _Source(NamedTuple):
+  """One model of a mean, as given and as loaded."""
+
+  text: str
+  directory: str
+  step: int
+  params: Any
+  config: ml_collections.ConfigDict
+
+
 def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDict, dict]:
   """The mean of several trained models' parameters, as one model.
 
@@ -216,42 +226,47 @@ def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDi
   """
   if len(sources) < 2:
     raise ValueError(f"the mean needs at least two models, got {len(sources)}")
-  loaded = []
+  models = []
   for text in sources:
     path, step = parse_model_source(text)
     directory = resolve_model(path, "model")
     run = load_run(directory, [step] if step is not None else ())
     params, config = collapse_averaged_copies(jax.device_get(run.params), run.config)
-    loaded.append((text, directory, run.step, params, config))
-  first_text, *_, first_config = loaded[0]
-  for text, *_, config in loaded[1:]:
-    differ = workdir_files.config_diff(_what_computes(first_config), _what_computes(config))
+    models.append(_Source(text, directory, run.step, params, config))
+  first = models[0]
+  for m in models[1:]:
+    differ = workdir_files.config_diff(_what_computes(first.config), _what_computes(m.config))
     if differ:
       raise ValueError(
-        f"{text} is not the same model as {first_text} ({len(differ)} fields differ: "
+        f"{m.text} is not the same model as {first.text} ({len(differ)} fields differ: "
         f"{'; '.join(differ[:3])})"
       )
-  copies = max(entry[-1].relax.copies for entry in loaded)
-  for text, *_, config in loaded:
-    if config.relax.copies not in (1, copies):
+  copies = max(m.config.relax.copies for m in models)
+  for m in models:
+    if m.config.relax.copies not in (1, copies):
       raise ValueError(
-        f"{text} has {config.relax.copies} distinct relaxation copies, another model {copies}"
+        f"{m.text} has {m.config.relax.copies} distinct relaxation copies, another model {copies}"
       )
   tiled = [
-    {**p, "steps": jax.tree.map(lambda a: np.repeat(a, copies // a.shape[0], axis=0), p["steps"])}
-    for *_, p, _ in loaded
+    {
+      **m.params,
+      "steps": jax.tree.map(
+        lambda a: np.repeat(a, copies // a.shape[0], axis=0), m.params["steps"]
+      ),
+    }
+    for m in models
   ]
   # Summed in float64, so that the mean is rounded to float32 once.
   mean = jax.tree.map(
     lambda *a: (sum(np.asarray(x, np.float64) for x in a) / len(a)).astype(a[0].dtype), *tiled
   )
-  config = ml_collections.ConfigDict(config_to_dict(first_config))
+  config = ml_collections.ConfigDict(config_to_dict(first.config))
   config.relax.copies = copies
   params, config = collapse_averaged_copies(mean, config)
   info = {
-    "step": max(entry[2] for entry in loaded),
-    "source": "mean of " + ", ".join(text for text, *_ in loaded),
-    "averaged": [{"source": os.path.abspath(d), "step": s} for _, d, s, *_ in loaded],
+    "step": max(m.step for m in models),
+    "source": "mean of " + ", ".join(m.text for m in models),
+    "averaged": [{"source": os.path.abspath(m.directory), "step": m.step} for m in models],
   }
   return params, config, info
 
