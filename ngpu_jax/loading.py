@@ -153,7 +153,17 @@ def export(workdir: str, out: str) -> dict:
   _refuse_existing(out)
   loaded = load_run(workdir)
   params, config = collapse_averaged_copies(jax.device_get(loaded.params), loaded.config)
-  return _write_new(params, config, {"step": loaded.step, "source": os.path.abspath(workdir)}, out)
+  return _write_new(params, config, {"step": loaded.step, "source": recorded_path(workdir)}, out)
+
+
+def recorded_path(path: str) -> str:
+  """A source path as step.json records it: relative when it lies under the working directory.
+
+  Models are exported from the repository root; a relative path keeps one machine's checkout
+  prefix out of the committed model directories. Paths elsewhere stay absolute.
+  """
+  rel = os.path.relpath(path)
+  return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def export_mean(sources: Sequence[str], out: str) -> dict:
@@ -266,7 +276,7 @@ def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDi
   info = {
     "step": max(m.step for m in models),
     "source": "mean of " + ", ".join(m.text for m in models),
-    "averaged": [{"source": os.path.abspath(m.directory), "step": m.step} for m in models],
+    "averaged": [{"source": recorded_path(m.directory), "step": m.step} for m in models],
   }
   return params, config, info
 

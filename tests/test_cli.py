@@ -357,6 +357,17 @@ def test_export_gives_a_model_that_predicts_the_same(workdir, tmp_path):
   assert again.returncode == 2 and "exists" in again.stderr
 
 
+def test_recorded_path_keeps_the_checkout_prefix_out(tmp_path, monkeypatch):
+  """step.json names sources under the working directory relatively, others absolutely."""
+  (tmp_path / "repo" / "runs").mkdir(parents=True)
+  monkeypatch.chdir(tmp_path / "repo")
+  assert loading.recorded_path(str(tmp_path / "repo" / "runs" / "a")) == os.path.join("runs", "a")
+  assert loading.recorded_path("runs/a/") == os.path.join("runs", "a")
+  assert loading.recorded_path("../elsewhere") == str(tmp_path / "elsewhere")
+  assert loading.recorded_path("..") == str(tmp_path)
+  assert loading.recorded_path("..x") == "..x"  # a name that starts with dots, not a parent
+
+
 def test_collapse_averaged_copies():
   import jax
   import numpy as np
