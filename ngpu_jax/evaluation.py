@@ -81,26 +81,30 @@ def evaluate_lengths(
   draw: int | None = None,
   stop_on_error: bool = False,
   answers: dict[int, list] | None = None,
+  extra_columns: int = 0,
 ) -> dict[int, dict]:
   """{length: score} on random problems from a stream of their own per (seed, length, draw).
 
-  answers: a dict that gets, per length, the list of answer batches score() collects."""
+  answers: a dict that gets, per length, the list of answer batches score() collects.
+  extra_columns: pad each problem with this many blank columns (for steps.make_held_eval_step:
+  the same problems, run that many steps longer)."""
   results = {}
   for n in lengths:
     kept = None
     if answers is not None:
       kept = answers[int(n)] = []
-    make = _fresh(task, seed, n, draw)
+    make = _fresh(task, seed, n, draw, extra_columns)
     results[int(n)] = score(
       eval_step, params, mesh, make, examples, batch_size, stop_on_error, kept
     )
   return results
 
 
-def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None):
-  """make(bs): the next bs random problems of this length, from its own stream."""
+def _fresh(task: tasks.Task, seed: int, length: int, draw: int | None = None, extra_columns=0):
+  """make(bs): the next bs random problems of this length, from its own stream, with
+  extra_columns blank columns after each."""
   rng = data.eval_rng(seed, length, draw)
-  return lambda bs: data.make_batch(task, rng, bs, length, length)
+  return lambda bs: data.make_batch(task, rng, bs, length, length + extra_columns)
 
 
 def column_errors(rows) -> np.ndarray:

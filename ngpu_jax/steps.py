@@ -327,11 +327,36 @@ def make_eval_step(config, mesh, dropout_seed: int | None = None, answers: bool 
     logits = _forward(config, params, x_BxW, active_B, key, train=train).logits_BxWxC
     scored_B = _scored(config, n_B, x_BxW.shape[1])
     metrics = model.loss_and_metrics(logits, y_BxW, scored_B)[1]
-    if answers:
-      in_BxW = jnp.arange(x_BxW.shape[1])[None, :] < scored_B[:, None]
-      pred_BxW = jnp.where(in_BxW, jnp.argmax(logits, axis=-1).astype(y_BxW.dtype), y_BxW)
-      metrics = {**metrics, "pred_BxW": pred_BxW, "target_BxW": y_BxW}
-    return metrics
+    return {**metrics, **_answers(logits, y_BxW, scored_B)} if answers else metrics
+
+  repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)
+
+
+def _answers(logits_BxWxC, y_BxW, scored_B) -> dict:
+  """The answers behind the counts: pred_BxW (equal to the target outside the scored columns)
+  and target_BxW."""
+  in_BxW = jnp.arange(y_BxW.shape[1])[None, :] < scored_B[:, None]
+  pred_BxW = jnp.where(in_BxW, jnp.argmax(logits_BxWxC, axis=-1).astype(y_BxW.dtype), y_BxW)
+  return {"pred_BxW": pred_BxW, "target_BxW": y_BxW}
+
+
+def make_held_eval_step(config, mesh, answers: bool = False):
+  """(params, x_BxW, y_BxW, n_B) -> the error counts of eval_step, with every problem run for
+  all W steps and read after the last (readout 'final_masked': the columns past its own stay
+  empty), its own columns scored. Whether a model holds an answer once it has computed it:
+  the DNGPU's bins ask for that, the paper's own-length readout does not. W = n_B is the
+  ordinary evaluation of an own-length model; evaluation.evaluate_lengths(extra_columns=E)
+  gives the same problems with W = n_B + E. answers: as for make_eval_step."""
+  held = config.copy_and_resolve_references()
+  held.model.readout = "final_masked"
+
+  def eval_step(params, x_BxW, y_BxW, n_B):
+    y_BxW = scored_targets(config, y_BxW, n_B)
+    active_B = computing_lengths(held, x_BxW, y_BxW, n_B)
+    logits = _forward(held, params, x_BxW, active_B).logits_BxWxC
+    metrics = model.loss_and_metrics(logits, y_BxW, n_B)[1]
+    return {**metrics, **_answers(logits, y_BxW, n_B)} if answers else metrics
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)

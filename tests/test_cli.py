@@ -163,6 +163,52 @@ def test_evaluate_in_float64_scores_the_same_problems_and_appends_nothing(workdi
   assert len(workdir_files.read_metrics(wd)) == before
 
 
+def test_held_evaluation_with_no_extra_step_is_the_ordinary_one(workdir):
+  """Run for n steps on n columns, an own-length model's held score is its table's: the same
+  problems, the same counts, whatever the step does to read them."""
+  loaded = loading.load_run(workdir[0])
+  held = steps.make_held_eval_step(loaded.config, loaded.mesh)
+  args = (loaded.task, loaded.mesh, [7, 12, 41], 24, 8, 3)
+  plain = evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args)
+  assert evaluation.evaluate_lengths(held, loaded.params, *args) == plain
+  assert any(r["symbol_error"] > 0 for r in plain.values())  # errors to agree on
+  # Twice the steps on the same problems: other answers.
+  twice = {}
+  for n in (7, 12, 41):
+    more = (loaded.task, loaded.mesh, [n], 24, 8, 3)
+    twice.update(evaluation.evaluate_lengths(held, loaded.params, *more, extra_columns=n))
+  assert twice != plain
+
+
+def test_shipped_badd_does_not_hold_its_answer():
+  """The paper's own-length readout never asks a model to keep an answer: the shipped badd is
+  exact after n and n + 1 steps and wrong on every problem from n + 2 on (columns past it
+  empty): the answer appears at step n and is gone two steps later."""
+  proc = run_module(
+    "ngpu_jax.tools.evaluate",
+    "--workdir=badd",
+    "--lengths=41",
+    "--examples=16",
+    "--probe_examples=0",
+    "--extra_steps=0,1,2,41",
+    "--columns",
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("     41    ")]
+  assert [r[3] for r in rows] == ["0.0000", "0.0000", "0.0000", "1.0000", "1.0000"], proc.stdout
+  # --columns lists each table's wrong problems: none, none, none, then all 16 twice.
+  listed = [line.split() for line in proc.stdout.splitlines() if line.startswith("     41  ")]
+  counts = [w[1] for w in listed if w[2].startswith("wrong")]
+  assert counts == ["0", "0", "0", "16", "16"], proc.stdout
+  after = proc.stdout.split("each run 2 step(s) past its length")[1]
+  assert "#0     answer to column" in after
+
+
+def test_evaluate_rejects_a_negative_extra_step_count(workdir):
+  proc = run_module("ngpu_jax.tools.evaluate", f"--workdir={workdir[0]}", "--extra_steps=2,-1")
+  assert proc.returncode != 0 and "--extra_steps=2,-1: each must be 0 or more" in proc.stderr
+
+
 def test_evaluate_scores_the_mean_of_checkpoints(workdir):
   wd, _ = workdir
   before = len(workdir_files.read_metrics(wd))

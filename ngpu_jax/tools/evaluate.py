@@ -2,7 +2,7 @@
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
       [--average_steps=1500,1650] [--columns] [--carry_runs] [--run_sweep=4,8,16,32]
-      [--with_dropout] [--float64]
+      [--with_dropout] [--float64] [--extra_steps=1,2]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
 (WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
@@ -11,7 +11,10 @@ checkpoints' parameters, and its lines say so. --columns also
 prints where in the answer the errors sit; --carry_runs (sums) sorts the wrong answers by the
 longest run of digit pairs that pass a carry on, and --run_sweep scores problems holding one
 planted run of each given length, the reach of its carries; --with_dropout scores with the training's dropout
-on, and --float64 computes in float64; both print and append nothing.
+on, and --float64 computes in float64; both print and append nothing. --extra_steps=E scores
+the same problems again, each run E steps past its length and read after the last (E blank
+columns after it, kept empty): whether the model holds an answer once computed (printed only;
+with --columns, its wrong problems listed too).
 """
 
 import jax
@@ -88,6 +91,13 @@ def define_flags():
     "Compute in float64 (the parameters cast up): whether an error at a long length is float32 "
     "rounding over the thousands of steps or the model's own. Printed only.",
   )
+  flags.DEFINE_list(
+    "extra_steps",
+    [],
+    "Also score the same problems run for n + E steps, for each E given (whole numbers >= 0; "
+    "E blank columns after each problem, kept empty; the answer read after the last step; "
+    "dropout off): whether the model holds an answer once it has computed it. Printed only.",
+  )
   common.define_cpu_devices("all cores")
   flags.mark_flag_as_required("workdir")
 
@@ -100,6 +110,7 @@ def main(argv):
     lengths = common.integers("lengths", f.lengths)
     average_steps = common.integers("average_steps", f.average_steps)
     runs = common.integers("run_sweep", f.run_sweep)
+    extra_steps = common.integers("extra_steps", f.extra_steps)
   except ValueError as e:
     console.fail(str(e))
   try:
@@ -123,6 +134,8 @@ def main(argv):
       carry_runs.check_runs(runs, lengths)
     except ValueError as e:
       console.fail(f"--run_sweep: {e}")
+  if any(e < 0 for e in extra_steps):
+    console.fail(f"--extra_steps={','.join(f.extra_steps)}: each must be 0 or more")
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
@@ -135,17 +148,22 @@ def main(argv):
   if rows is not None:
     dropout_seed = f.seed if f.with_dropout else None
     table_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
-  results = evaluation.evaluate_lengths(
-    table_step,
-    params,
-    task,
-    loaded.mesh,
-    lengths,
-    f.examples,
-    batch_size,
-    f.seed,
-    answers=rows,
-  )
+
+  def score(step, answers, extra_steps=0):  # the same fresh problems for every table
+    return evaluation.evaluate_lengths(
+      step,
+      params,
+      task,
+      loaded.mesh,
+      lengths,
+      f.examples,
+      batch_size,
+      f.seed,
+      answers=answers,
+      extra_columns=extra_steps,
+    )
+
+  results = score(table_step, rows)
   what = f"the mean of steps {average_steps}" if average_steps else f"step {loaded.step}"
   what += ", dropout on" if f.with_dropout else ""
   what += ", in float64" if f.float64 else ""
@@ -157,6 +175,16 @@ def main(argv):
     print(
       evaluation.format_wrong_problems({n: evaluation.wrong_problems(rows[n]) for n in lengths})
     )
+  if extra_steps:
+    held_step = steps.make_held_eval_step(config, loaded.mesh, answers=f.columns)
+  for e in extra_steps:
+    held_rows = {} if f.columns else None
+    held = score(held_step, held_rows, e)
+    print(f"The same problems, each run {e} step(s) past its length and read after the last:")
+    print(evaluation.format_table(held, task.name))
+    if f.columns:
+      listing = {n: evaluation.wrong_problems(held_rows[n]) for n in lengths}
+      print(evaluation.format_wrong_problems(listing))
   if f.carry_runs:
     print(carry_runs.format_table({n: carry_runs.run_errors(rows[n], base) for n in lengths}))
     by_column = {n: carry_runs.column_run_errors(rows[n], base) for n in lengths}
