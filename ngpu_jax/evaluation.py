@@ -86,8 +86,8 @@ def evaluate_lengths(
   """{length: score} on random problems from a stream of their own per (seed, length, draw).
 
   answers: a dict that gets, per length, the list of answer batches score() collects.
-  extra_columns: pad each problem with this many blank columns (for steps.make_held_eval_step:
-  the same problems, run that many steps longer)."""
+  extra_columns: pad each problem with this many blank columns (for
+  steps.make_eval_step(held=True): the same problems, run that many steps longer)."""
   results = {}
   for n in lengths:
     kept = None

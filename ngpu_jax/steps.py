@@ -305,7 +305,9 @@ def make_packed_train_step(config, optimizer, mesh, mode: str = "auto"):
   )
 
 
-def make_eval_step(config, mesh, dropout_seed: int | None = None, answers: bool = False):
+def make_eval_step(
+  config, mesh, dropout_seed: int | None = None, answers: bool = False, held: bool = False
+):
   """(params, x_BxW, y_BxW, n_B) -> summed error counts of the batch.
 
   dropout_seed: score with the training's dropout on (masks drawn from this seed and the
@@ -313,50 +315,34 @@ def make_eval_step(config, mesh, dropout_seed: int | None = None, answers: bool 
   answers: also return the answers the counts come from, pred_BxW and target_BxW (the scored
   target; pred equals it in the columns that are not scored), so a diagnosis of where the
   errors sit needs no second pass.
+  held: run every problem for all W steps and read it after the last (readout 'final_masked':
+  the columns past its own stay empty), its own n_B columns scored, whatever the config's
+  readout. Whether a model keeps an answer once it has computed it: the DNGPU's bins ask for
+  that, the paper's own-length readout does not. With W = n_B it is the ordinary evaluation
+  of an own-length model; evaluation.evaluate_lengths(extra_columns=E) gives W = n_B + E.
   """
+  run = config
+  if held:
+    run = config.copy_and_resolve_references()
+    run.model.readout = "final_masked"
 
   def eval_step(params, x_BxW, y_BxW, n_B):
     y_BxW = scored_targets(config, y_BxW, n_B)
-    active_B = computing_lengths(config, x_BxW, y_BxW, n_B)
+    active_B = computing_lengths(run, x_BxW, y_BxW, n_B)
     key, train = None, dropout_seed is not None
     if train:
       weights_BxW = jnp.arange(1, x_BxW.size + 1, dtype=jnp.uint32).reshape(x_BxW.shape)
       key = jax.random.fold_in(
         jax.random.key(dropout_seed), jnp.sum(x_BxW.astype(jnp.uint32) * weights_BxW)
       )
-    logits = _forward(config, params, x_BxW, active_B, key, train=train).logits_BxWxC
-    scored_B = _scored(config, n_B, x_BxW.shape[1])
+    logits = _forward(run, params, x_BxW, active_B, key, train=train).logits_BxWxC
+    scored_B = n_B if held else _scored(config, n_B, x_BxW.shape[1])
     metrics = model.loss_and_metrics(logits, y_BxW, scored_B)[1]
-    return {**metrics, **_answers(logits, y_BxW, scored_B)} if answers else metrics
-
-  repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
-  return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)
-
-
-def _answers(logits_BxWxC, y_BxW, scored_B) -> dict:
-  """The answers behind the counts: pred_BxW (equal to the target outside the scored columns)
-  and target_BxW."""
-  in_BxW = jnp.arange(y_BxW.shape[1])[None, :] < scored_B[:, None]
-  pred_BxW = jnp.where(in_BxW, jnp.argmax(logits_BxWxC, axis=-1).astype(y_BxW.dtype), y_BxW)
-  return {"pred_BxW": pred_BxW, "target_BxW": y_BxW}
-
-
-def make_held_eval_step(config, mesh, answers: bool = False):
-  """(params, x_BxW, y_BxW, n_B) -> the error counts of eval_step, with every problem run for
-  all W steps and read after the last (readout 'final_masked': the columns past its own stay
-  empty), its own columns scored. Whether a model holds an answer once it has computed it:
-  the DNGPU's bins ask for that, the paper's own-length readout does not. W = n_B is the
-  ordinary evaluation of an own-length model; evaluation.evaluate_lengths(extra_columns=E)
-  gives the same problems with W = n_B + E. answers: as for make_eval_step."""
-  held = config.copy_and_resolve_references()
-  held.model.readout = "final_masked"
-
-  def eval_step(params, x_BxW, y_BxW, n_B):
-    y_BxW = scored_targets(config, y_BxW, n_B)
-    active_B = computing_lengths(held, x_BxW, y_BxW, n_B)
-    logits = _forward(held, params, x_BxW, active_B).logits_BxWxC
-    metrics = model.loss_and_metrics(logits, y_BxW, n_B)[1]
-    return {**metrics, **_answers(logits, y_BxW, n_B)} if answers else metrics
+    if not answers:
+      return metrics
+    in_BxW = jnp.arange(x_BxW.shape[1])[None, :] < scored_B[:, None]
+    pred_BxW = jnp.where(in_BxW, jnp.argmax(logits, axis=-1).astype(y_BxW.dtype), y_BxW)
+    return {**metrics, "pred_BxW": pred_BxW, "target_BxW": y_BxW}
 
   repl, data = parallel.replicated(mesh), parallel.data_sharded(mesh)
   return jax.jit(eval_step, in_shardings=(repl, data, data, data), out_shardings=repl)

@@ -167,7 +167,7 @@ def test_held_evaluation_with_no_extra_step_is_the_ordinary_one(workdir):
   """Run for n steps on n columns, an own-length model's held score is its table's: the same
   problems, the same counts, whatever the step does to read them."""
   loaded = loading.load_run(workdir[0])
-  held = steps.make_held_eval_step(loaded.config, loaded.mesh)
+  held = steps.make_eval_step(loaded.config, loaded.mesh, held=True)
   args = (loaded.task, loaded.mesh, [7, 12, 41], 24, 8, 3)
   plain = evaluation.evaluate_lengths(loaded.eval_step, loaded.params, *args)
   assert evaluation.evaluate_lengths(held, loaded.params, *args) == plain

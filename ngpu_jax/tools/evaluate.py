@@ -176,7 +176,7 @@ def main(argv):
       evaluation.format_wrong_problems({n: evaluation.wrong_problems(rows[n]) for n in lengths})
     )
   if extra_steps:
-    held_step = steps.make_held_eval_step(config, loaded.mesh, answers=f.columns)
+    held_step = steps.make_eval_step(config, loaded.mesh, answers=f.columns, held=True)
   for e in extra_steps:
     held_rows = {} if f.columns else None
     held = score(held_step, held_rows, e)
