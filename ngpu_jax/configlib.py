@@ -109,6 +109,9 @@ def base(task: str) -> ml_collections.ConfigDict:
   # the one measured fastest on the running backend
   c.model.scan_unroll = 1  # steps per scan iteration (same numbers; fewer loop trips on GPU)
   c.model.remat = True  # rematerialise each step in the backward pass (memory / W)
+  c.model.ensemble = 1  # K > 1: K trained models (every parameter has a leading K axis) whose
+  # answer probabilities are averaged; only `export --ensemble` writes one,
+  # training takes 1
 
   c.relax = ml_collections.ConfigDict()
   c.relax.copies = 6  # R copies of the step parameters; step t uses copy t % R; 1 = plain sharing
@@ -338,6 +341,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
       isinstance(m[name], int) and m[name] > 0,
       f"model.{name}: must be a positive int, got {m[name]!r}",
     )
+  need(
+    isinstance(m.ensemble, int) and m.ensemble >= 1,
+    f"model.ensemble: must be an int >= 1, got {m.ensemble!r}",
+  )
   need(m.kernel_init_scale > 0, f"model.kernel_init_scale: must be > 0, got {m.kernel_init_scale}")
   need(m.cutoff >= 1.0, f"model.cutoff: must be >= 1, got {m.cutoff}")
   need(0.0 <= m.dropout < 1.0, f"model.dropout: must be in [0, 1), got {m.dropout}")

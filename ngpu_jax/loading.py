@@ -115,6 +115,11 @@ def initial_params(config, task) -> tuple[Any, int, str]:
     raise ValueError(
       f"init_from: {source} was trained on {loaded.task.name}, this run is {task.name}"
     )
+  if loaded.config.model.ensemble > 1:
+    raise ValueError(
+      f"init_from: {source} is an ensemble of {loaded.config.model.ensemble} models; "
+      "start from one of its members"
+    )
   want = jax.eval_shape(lambda: steps.init_params(config, task))
   got = jax.device_get(loaded.params)
   want_leaves = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree.leaves_with_path(want)}
@@ -224,23 +229,19 @@ class _Source(NamedTuple):
   config: ml_collections.ConfigDict
 
 
-def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDict, dict]:
-  """The mean of several trained models' parameters, as one model.
-
-  sources: model directories (or shipped names), workdirs (their newest checkpoint) or
-  WORKDIR@STEP; each contributes its evaluation parameters (the moving average if kept).
-  They must compute the same function of their parameters: same task, precision and model
-  fields (training-only ones aside). A model whose relaxation copies were averaged into one
-  counts as that copy repeated. Returns (host params, the first source's config with the
-  copies that remain distinct, step.json info naming every source).
-  """
+def _same_models(sources: Sequence[str]) -> tuple[list[_Source], int]:
+  """Each source loaded (its relaxation copies collapsed where averaged) and checked to
+  compute the same function of its parameters as the first: same task, precision and model
+  fields (training-only ones aside). Returns them and the most distinct copies any has."""
   if len(sources) < 2:
-    raise ValueError(f"the mean needs at least two models, got {len(sources)}")
+    raise ValueError(f"a mean or an ensemble needs at least two models, got {len(sources)}")
   models = []
   for text in sources:
     path, step = parse_model_source(text)
     directory = resolve_model(path, "model")
     run = load_run(directory, [step] if step is not None else ())
+    if run.config.model.ensemble > 1:
+      raise ValueError(f"{text} is an ensemble already; give its members instead")
     params, config = collapse_averaged_copies(jax.device_get(run.params), run.config)
     models.append(_Source(text, directory, run.step, params, config))
   first = models[0]
@@ -257,28 +258,63 @@ def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDi
       raise ValueError(
         f"{m.text} has {m.config.relax.copies} distinct relaxation copies, another model {copies}"
       )
-  tiled = [
-    {
-      **m.params,
-      "steps": jax.tree.map(
-        lambda a: np.repeat(a, copies // a.shape[0], axis=0), m.params["steps"]
-      ),
-    }
-    for m in models
-  ]
+  return models, copies
+
+
+def _tiled(m: _Source, copies: int):
+  """m's params with a collapsed copy repeated to `copies`: every model the same shapes."""
+  steps_ = jax.tree.map(lambda a: np.repeat(a, copies // a.shape[0], axis=0), m.params["steps"])
+  return {**m.params, "steps": steps_}
+
+
+def _sources_info(models: Sequence[_Source], what: str, key: str) -> dict:
+  return {
+    "step": max(m.step for m in models),
+    "source": f"{what} of " + ", ".join(m.text for m in models),
+    key: [{"source": recorded_path(m.directory), "step": m.step} for m in models],
+  }
+
+
+def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDict, dict]:
+  """The mean of several trained models' parameters, as one model.
+
+  sources: model directories (or shipped names), workdirs (their newest checkpoint) or
+  WORKDIR@STEP; each contributes its evaluation parameters (the moving average if kept).
+  They must be the same model (_same_models). A model whose relaxation copies were averaged
+  into one counts as that copy repeated. Returns (host params, the first source's config
+  with the copies that remain distinct, step.json info naming every source).
+  """
+  models, copies = _same_models(sources)
+  tiled = [_tiled(m, copies) for m in models]
   # Summed in float64, so that the mean is rounded to float32 once.
   mean = jax.tree.map(
     lambda *a: (sum(np.asarray(x, np.float64) for x in a) / len(a)).astype(a[0].dtype), *tiled
   )
-  config = ml_collections.ConfigDict(config_to_dict(first.config))
+  config = ml_collections.ConfigDict(config_to_dict(models[0].config))
   config.relax.copies = copies
   params, config = collapse_averaged_copies(mean, config)
-  info = {
-    "step": max(m.step for m in models),
-    "source": "mean of " + ", ".join(m.text for m in models),
-    "averaged": [{"source": recorded_path(m.directory), "step": m.step} for m in models],
-  }
-  return params, config, info
+  return params, config, _sources_info(models, "mean", "averaged")
+
+
+def ensemble_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDict, dict]:
+  """Several trained models as one that averages their answer probabilities (model.ensemble).
+
+  sources as for mean_of_models, the same checks. The parameters are stacked on a new
+  leading axis, one entry per model, in the order given.
+  """
+  models, copies = _same_models(sources)
+  tiled = [_tiled(m, copies) for m in models]
+  params = jax.tree.map(lambda *a: np.stack(a), *tiled)
+  config = ml_collections.ConfigDict(config_to_dict(models[0].config))
+  config.relax.copies = copies
+  config.model.ensemble = len(models)
+  return params, config, _sources_info(models, "ensemble", "members")
+
+
+def export_ensemble(sources: Sequence[str], out: str) -> dict:
+  """Writes ensemble_of_models(sources) as a model directory."""
+  _refuse_existing(out)
+  return _write_new(*ensemble_of_models(sources), out)
 
 
 def write_model(params, config, info: dict, out: str) -> None:

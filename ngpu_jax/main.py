@@ -12,7 +12,7 @@ Several seeds in one program (each its own run and workdir; see packed.py):
 from absl import app, flags
 from ml_collections import config_flags
 
-from ngpu_jax import configlib, console, packed, parallel, steps, train, workdir_files
+from ngpu_jax import console, packed, parallel, steps, train, workdir_files
 from ngpu_jax.tools import common
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -60,7 +60,7 @@ def main(argv):
   console.quiet_absl_logging()
   config = _CONFIG.value
   try:  # a bad config is a message, not a trace, and nothing is compiled or written
-    configlib.validate(config)
+    train.validate_for_training(config)
   except (ValueError, OSError) as e:  # OSError: the config file did not load
     console.fail(str(e).split("\n\nThe above")[0])
   parallel.setup_cpu_devices(flags.FLAGS.cpu_devices, config.batch_size)
@@ -102,7 +102,7 @@ def _main_packed(config):
   try:
     seeds, workdirs = packed_workdirs(_WORKDIR.value, _SEEDS.value)
     for c, w in zip(packed.seed_configs(config, seeds), workdirs):  # all checked before any write
-      configlib.validate(c)
+      train.validate_for_training(c)
       train.check_init_from(c, w)
       workdir_files.check_or_write_config(w, c, _ALLOW.value, write=False)
   except (ValueError, OSError) as e:

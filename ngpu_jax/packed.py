@@ -21,7 +21,6 @@ import numpy as np
 
 from ngpu_jax import (
   checkpoint,
-  configlib,
   console,
   data,
   parallel,
@@ -135,7 +134,7 @@ def train_and_evaluate_packed(
     raise ValueError(f"seeds repeat: {seeds}")
   configs = seed_configs(config, seeds)
   for c, w in zip(configs, workdirs):
-    configlib.validate(c)
+    train.validate_for_training(c)
     workdir_files.check_or_write_config(w, c, allow_config_change, write=parallel.is_main_process())
   task = tasks.get_task(config.task)
   mesh = train.checked_mesh(config)

@@ -49,8 +49,18 @@ def eval_params(state: TrainState) -> model.Params:
 
 
 def init_params(config: ml_collections.ConfigDict, task: tasks.Task) -> model.Params:
+  """Fresh parameters; for model.ensemble = K, K models' stacked on a leading axis."""
+  if config.model.ensemble > 1:
+    single = config.copy_and_resolve_references()
+    single.model.ensemble = 1
+    keys = jax.random.split(jax.random.key(config.seed), config.model.ensemble)
+    return jax.vmap(lambda k: _init_one(single, task, k))(keys)
+  return _init_one(config, task, jax.random.key(config.seed))
+
+
+def _init_one(config, task, key) -> model.Params:
   return model.init(
-    jax.random.key(config.seed),
+    key,
     n_symbols=task.n_symbols,
     n_classes=task.n_classes,
     maps=config.model.maps,
@@ -115,8 +125,8 @@ def layout_before_ema(config, task, optimizer, mesh):
 
 
 def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, width=None):
-  return model.apply(
-    params,
+  apply = lambda p: model.apply(
+    p,
     x_BxW,
     n_B,
     model.Spec.from_config(config),
@@ -124,6 +134,17 @@ def _forward(config, params, x_BxW, n_B, dropout_key=None, train=False, width=No
     dropout_key=dropout_key,
     width=width,
   )
+  if config.model.ensemble == 1:
+    return apply(params)
+  if resolve_pack_mode("auto") == "vmap":
+    out_K = jax.vmap(apply)(params)
+  else:  # on CPU one member after another: the same work, a Kth of the memory
+    out_K = jax.lax.map(apply, params)
+  # The members vote with their probabilities: log of their mean, so that argmax, loss and
+  # error counts read it as one model's logits.
+  logp_KxBxWxC = jax.nn.log_softmax(out_K.logits_BxWxC, axis=-1)
+  logits_BxWxC = jax.nn.logsumexp(logp_KxBxWxC, axis=0) - jnp.log(config.model.ensemble)
+  return out_K._replace(logits_BxWxC=logits_BxWxC, saturation=jnp.mean(out_K.saturation))
 
 
 def scored_targets(config, y_BxW, n_B):

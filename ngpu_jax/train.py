@@ -651,6 +651,16 @@ class _Run:
     self.ckpt.close()
 
 
+def validate_for_training(config: ml_collections.ConfigDict) -> None:
+  """configlib.validate, and what only training refuses (ValueError naming the field)."""
+  configlib.validate(config)
+  if config.model.ensemble != 1:
+    raise ValueError(
+      f"model.ensemble: a run trains one model, got {config.model.ensemble}; train each "
+      "member as a run of its own and join them with `export --ensemble`"
+    )
+
+
 def check_init_from(config, workdir: str):
   """loading.initial_params of config.init_from for a run without a checkpoint yet (else
   None): raises (ValueError, OSError) before anything is written if it cannot start there."""
@@ -681,7 +691,7 @@ def train_and_evaluate(
   on_log(step, train_line) is called after every train line (e.g. a notebook's
   progress bar).
   """
-  configlib.validate(config)
+  validate_for_training(config)
   task = tasks.get_task(config.task)
   initial = check_init_from(config, workdir)
   workdir_files.check_or_write_config(

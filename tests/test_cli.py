@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ngpu_jax import (
+  configlib,
   data,
   evaluation,
   inference,
@@ -19,7 +20,7 @@ from ngpu_jax import (
   workdir_files,
 )
 
-from conftest import run_module, tiny_dngpu_config
+from conftest import run_module, tiny_config, tiny_dngpu_config
 
 SMOKE = [
   "--config=experiments/badd.py:smoke",
@@ -484,6 +485,74 @@ def test_mean_of_models_refuses_models_that_compute_differently(tmp_path):
     loading.mean_of_models([base])
   with pytest.raises(ValueError, match="WORKDIR@STEP"):
     loading.mean_of_models([base, f"{base}@x"])
+
+
+def test_export_ensemble_answers_with_its_members_mean_probability(tmp_path):
+  """Two models of other seeds (one stored with one relaxation copy) as one ensemble model:
+  its logits are the log of the members' mean probabilities, and evaluate and predict run it."""
+  a, pa = _tiny_model(tmp_path / "a", seed=1)
+  b, pb = _tiny_model(tmp_path / "b", seed=2, **{"relax.copies": 1})
+  out = tmp_path / "vote"
+  proc = run_module("ngpu_jax.tools.export", f"--ensemble={a},{b}", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "exported an ensemble of 2 models" in proc.stdout
+  assert [m["source"] for m in loading.read_model_info(str(out))["members"]] == [a, b]
+  vote = loading.load_run(str(out))
+  assert vote.config.model.ensemble == 2 and vote.config.relax.copies == 6
+  rng = np.random.default_rng(0)
+  batch = data.make_batch(vote.task, rng, 8, 8, 8)
+  logits = {
+    name: jax.device_get(
+      steps._forward(run.config, run.params, batch.x_BxW, batch.n_B).logits_BxWxC
+    )
+    for name, run in (("a", loading.load_run(a)), ("b", loading.load_run(b)), ("vote", vote))
+  }
+  assert not np.allclose(logits["a"], logits["b"])
+  mean_p = (jax.nn.softmax(logits["a"]) + jax.nn.softmax(logits["b"])) / 2
+  np.testing.assert_allclose(jax.nn.softmax(logits["vote"]), mean_p, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(logits["vote"], logits["a"])
+  ran = run_module("ngpu_jax.tools.evaluate", f"--workdir={out}", "--lengths=8", "--examples=8")
+  assert ran.returncode == 0 and "badd at step 0" in ran.stdout, ran.stderr[-3000:]
+  task = vote.task
+  problems = inference.parse_lines(task, ["101+11", "1+1"], 8)
+  answers = inference.predict(
+    vote.predict_step, vote.params, vote.mesh, task, problems, vote.config.buckets, 2
+  )
+  x_BxW = np.zeros((2, 8), np.int32)
+  for i, inp in enumerate(problems):
+    x_BxW[i, : len(inp)] = inp
+  n_B = np.asarray([len(inp) for inp in problems], np.int32)
+  mean_p = sum(
+    jax.nn.softmax(steps._forward(r.config, r.params, x_BxW, n_B).logits_BxWxC)
+    for r in (loading.load_run(a), loading.load_run(b))
+  )
+  want = [task.format_output(np.argmax(mean_p[i, : n_B[i]], -1).tolist()) for i in range(2)]
+  assert answers == want
+
+
+def test_ensembles_are_built_from_single_models_and_not_trained(tmp_path):
+  a, _ = _tiny_model(tmp_path / "a", seed=1)
+  b, _ = _tiny_model(tmp_path / "b", seed=2)
+  vote = str(tmp_path / "vote")
+  loading.export_ensemble([a, b], vote)
+  with pytest.raises(ValueError, match="is an ensemble already"):
+    loading.ensemble_of_models([vote, a])
+  with pytest.raises(ValueError, match="is an ensemble already"):
+    loading.mean_of_models([a, vote])
+  with pytest.raises(ValueError, match="at least two models"):
+    loading.ensemble_of_models([a])
+  from ngpu_jax.tools import visualize
+
+  with pytest.raises(visualize.VisualizeError, match="an ensemble of 2"):
+    visualize.states_for(loading.load_run(vote), "101+11")
+  wd = tmp_path / "run"
+  proc = run_module("ngpu_jax.main", *SMOKE, "--config.model.ensemble=2", f"--workdir={wd}")
+  assert proc.returncode != 0 and "model.ensemble: a run trains one model" in proc.stderr
+  assert not os.path.exists(wd / "config.json")
+  with pytest.raises(ValueError, match="is an ensemble of 2 models; start from one"):
+    loading.initial_params(tiny_config(init_from=vote), tasks.get_task("badd"))
+  with pytest.raises(ValueError, match="model.ensemble: must be an int >= 1"):
+    configlib.validate(tiny_config(**{"model.ensemble": 0}))
 
 
 def test_mean_of_models_repeats_a_single_copy(tmp_path):

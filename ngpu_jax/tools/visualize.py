@@ -60,6 +60,11 @@ def _apply_with_states(spec: model.Spec):
 
 def states_for(loaded, text: str) -> Trace:
   """The model's states and answer for one problem text (raises tasks.ProblemError)."""
+  if loaded.config.model.ensemble > 1:
+    raise VisualizeError(
+      f"the model is an ensemble of {loaded.config.model.ensemble}, with a state per member; "
+      "picture a member alone"
+    )
   task = loaded.task
   inp = task.parse(text)
   target = task.target(inp)
