@@ -229,10 +229,11 @@ class _Source(NamedTuple):
   config: ml_collections.ConfigDict
 
 
-def _same_models(sources: Sequence[str]) -> tuple[list[_Source], int]:
+def _same_models(sources: Sequence[str]):
   """Each source loaded (its relaxation copies collapsed where averaged) and checked to
   compute the same function of its parameters as the first: same task, precision and model
-  fields (training-only ones aside). Returns them and the most distinct copies any has."""
+  fields (training-only ones aside). Returns (the sources, their params with every model's
+  copies repeated to the most distinct copies any has, the first's config with that many)."""
   if len(sources) < 2:
     raise ValueError(f"a mean or an ensemble needs at least two models, got {len(sources)}")
   models = []
@@ -258,13 +259,18 @@ def _same_models(sources: Sequence[str]) -> tuple[list[_Source], int]:
       raise ValueError(
         f"{m.text} has {m.config.relax.copies} distinct relaxation copies, another model {copies}"
       )
-  return models, copies
-
-
-def _tiled(m: _Source, copies: int):
-  """m's params with a collapsed copy repeated to `copies`: every model the same shapes."""
-  steps_ = jax.tree.map(lambda a: np.repeat(a, copies // a.shape[0], axis=0), m.params["steps"])
-  return {**m.params, "steps": steps_}
+  tiled = [
+    {
+      **m.params,
+      "steps": jax.tree.map(
+        lambda a: np.repeat(a, copies // a.shape[0], axis=0), m.params["steps"]
+      ),
+    }
+    for m in models
+  ]
+  config = ml_collections.ConfigDict(config_to_dict(first.config))
+  config.relax.copies = copies
+  return models, tiled, config
 
 
 def _sources_info(models: Sequence[_Source], what: str, key: str) -> dict:
@@ -284,14 +290,11 @@ def mean_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.ConfigDi
   into one counts as that copy repeated. Returns (host params, the first source's config
   with the copies that remain distinct, step.json info naming every source).
   """
-  models, copies = _same_models(sources)
-  tiled = [_tiled(m, copies) for m in models]
+  models, tiled, config = _same_models(sources)
   # Summed in float64, so that the mean is rounded to float32 once.
   mean = jax.tree.map(
     lambda *a: (sum(np.asarray(x, np.float64) for x in a) / len(a)).astype(a[0].dtype), *tiled
   )
-  config = ml_collections.ConfigDict(config_to_dict(models[0].config))
-  config.relax.copies = copies
   params, config = collapse_averaged_copies(mean, config)
   return params, config, _sources_info(models, "mean", "averaged")
 
@@ -302,11 +305,8 @@ def ensemble_of_models(sources: Sequence[str]) -> tuple[Any, ml_collections.Conf
   sources as for mean_of_models, the same checks. The parameters are stacked on a new
   leading axis, one entry per model, in the order given.
   """
-  models, copies = _same_models(sources)
-  tiled = [_tiled(m, copies) for m in models]
+  models, tiled, config = _same_models(sources)
   params = jax.tree.map(lambda *a: np.stack(a), *tiled)
-  config = ml_collections.ConfigDict(config_to_dict(models[0].config))
-  config.relax.copies = copies
   config.model.ensemble = len(models)
   return params, config, _sources_info(models, "ensemble", "members")
 

@@ -490,8 +490,8 @@ def test_mean_of_models_refuses_models_that_compute_differently(tmp_path):
 def test_export_ensemble_answers_with_its_members_mean_probability(tmp_path):
   """Two models of other seeds (one stored with one relaxation copy) as one ensemble model:
   its logits are the log of the members' mean probabilities, and evaluate and predict run it."""
-  a, pa = _tiny_model(tmp_path / "a", seed=1)
-  b, pb = _tiny_model(tmp_path / "b", seed=2, **{"relax.copies": 1})
+  a, _ = _tiny_model(tmp_path / "a", seed=1)
+  b, _ = _tiny_model(tmp_path / "b", seed=2, **{"relax.copies": 1})
   out = tmp_path / "vote"
   proc = run_module("ngpu_jax.tools.export", f"--ensemble={a},{b}", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -501,11 +501,12 @@ def test_export_ensemble_answers_with_its_members_mean_probability(tmp_path):
   assert vote.config.model.ensemble == 2 and vote.config.relax.copies == 6
   rng = np.random.default_rng(0)
   batch = data.make_batch(vote.task, rng, 8, 8, 8)
+  member_a, member_b = loading.load_run(a), loading.load_run(b)
   logits = {
     name: jax.device_get(
       steps._forward(run.config, run.params, batch.x_BxW, batch.n_B).logits_BxWxC
     )
-    for name, run in (("a", loading.load_run(a)), ("b", loading.load_run(b)), ("vote", vote))
+    for name, run in (("a", member_a), ("b", member_b), ("vote", vote))
   }
   assert not np.allclose(logits["a"], logits["b"])
   mean_p = (jax.nn.softmax(logits["a"]) + jax.nn.softmax(logits["b"])) / 2
@@ -524,7 +525,7 @@ def test_export_ensemble_answers_with_its_members_mean_probability(tmp_path):
   n_B = np.asarray([len(inp) for inp in problems], np.int32)
   mean_p = sum(
     jax.nn.softmax(steps._forward(r.config, r.params, x_BxW, n_B).logits_BxWxC)
-    for r in (loading.load_run(a), loading.load_run(b))
+    for r in (member_a, member_b)
   )
   want = [task.format_output(np.argmax(mean_p[i, : n_B[i]], -1).tolist()) for i in range(2)]
   assert answers == want

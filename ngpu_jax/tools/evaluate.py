@@ -113,6 +113,8 @@ def main(argv):
     extra_steps = common.integers("extra_steps", f.extra_steps)
   except ValueError as e:
     console.fail(str(e))
+  if any(e < 0 for e in extra_steps):
+    console.fail(f"--extra_steps={','.join(f.extra_steps)}: each must be 0 or more")
   try:
     workdir = loading.resolve_model(f.workdir, "--workdir")
     loaded = loading.load_run(workdir, average_steps)
@@ -134,8 +136,6 @@ def main(argv):
       carry_runs.check_runs(runs, lengths)
     except ValueError as e:
       console.fail(f"--run_sweep: {e}")
-  if any(e < 0 for e in extra_steps):
-    console.fail(f"--extra_steps={','.join(f.extra_steps)}: each must be 0 or more")
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
