@@ -11,7 +11,9 @@ wrong spans.
 
 Random problems rarely hold a run longer than a dozen pairs, so the reach of a model's carries
 is measured on planted runs too: random operands with one run of exactly r pairs, with and
-without a carry entering it (run_sweep), per r the share of problems answered wrong.
+without a carry entering it (run_sweep), per r the share of problems answered wrong, and on
+runs as wide as the number (reach): the lowest wrong column says how many columns up the
+model carries the verdict of the lowest pair.
 """
 
 from collections.abc import Sequence
@@ -209,5 +211,70 @@ def format_sweep_table(results: dict[tuple[int, int, int], dict]) -> str:
       cells.append(f"{round(m['seq_error'] * m['examples'])}/{m['examples']}")
     rows.append(
       f"{n:>7}  {('yes' if carry_in else 'no'):>8}  " + "  ".join(f"{c:>7}" for c in cells)
+    )
+  return "\n".join(rows)
+
+
+def reach_rng(seed: int, length: int, split: str, carry_in: bool) -> np.random.Generator:
+  """The whole-run problems' own stream (tag 3: apart from the planted runs and the rest)."""
+  return np.random.default_rng([seed, length, 3, probes.SPLITS.index(split), int(carry_in)])
+
+
+def first_wrong_columns(rows) -> np.ndarray:
+  """Per problem of the (x, pred, target) answer batches, its lowest wrong column (-1: right)."""
+  firsts = []
+  for _, pred_BxW, target_BxW in rows:
+    wrong_BxW = np.asarray(pred_BxW) != np.asarray(target_BxW)
+    firsts.extend(np.where(wrong_BxW.any(1), wrong_BxW.argmax(1), -1).tolist())
+  return np.asarray(firsts, np.int64)
+
+
+def reach(
+  eval_step,
+  params,
+  task: tasks.Task,
+  mesh,
+  lengths: Sequence[int],
+  examples: int,
+  batch_size: int,
+  seed: int,
+) -> dict[tuple[int, int, str], np.ndarray]:
+  """{(length, carry_in, split): first_wrong_B} on problems whose pairs all sum to base-1 above
+  the lowest (probes.whole_runs), scored by an eval step made with answers=True. The lowest
+  wrong column is how far up the model carries that one pair's verdict: the reach of its
+  carries in columns, on the number's whole width."""
+  base = check_task(task)
+  results = {}
+  for n in lengths:
+    k = (n - 1) // 2
+    for carry_in in (0, 1):
+      for split in probes.SPLITS:
+        rng, rows = reach_rng(seed, n, split, bool(carry_in)), []
+
+        def make(bs, rng=rng, k=k, n=n, split=split, carry_in=carry_in):
+          return probes.pairs_batch(
+            task, probes.whole_runs(rng, base, k, split, bool(carry_in), bs), n
+          )
+
+        evaluation.score(eval_step, params, mesh, make, examples, batch_size, answers=rows)
+        results[(int(n), carry_in, split)] = first_wrong_columns(rows)
+  return results
+
+
+def format_reach_table(results: dict[tuple[int, int, str], np.ndarray]) -> str:
+  """One line per length, carry and split: how many are wrong and their lowest wrong columns."""
+  rows = [
+    "the reach of the carries: problems whose digit pairs all sum to base-1 above the lowest,"
+    " the run's digits all in a, all in b or mixed; per wrong problem its lowest wrong column",
+    f"{'length':>7}  {'carry in':>8}  {'split':>5}  {'wrong':>7}  lowest wrong column: min  median",
+  ]
+  for (n, carry_in, split), first_B in sorted(
+    results.items(), key=lambda kv: (kv[0][0], kv[0][1], probes.SPLITS.index(kv[0][2]))
+  ):
+    wrong_B = first_B[first_B >= 0]
+    cols = f"{wrong_B.min():>24}  {int(np.median(wrong_B)):>6}" if wrong_B.size else f"{'-':>24}"
+    rows.append(
+      f"{n:>7}  {('yes' if carry_in else 'no'):>8}  {split:>5}  "
+      f"{f'{wrong_B.size}/{first_B.size}':>7}  {cols}"
     )
   return "\n".join(rows)

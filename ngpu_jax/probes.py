@@ -37,17 +37,22 @@ def _carry_chain_at_random_position(rng, base, k, count):
   return pairs
 
 
-def _plant_run(rng, base, da, db, p, span, carry_in: bool):
+SPLITS = ("a", "b", "mixed")  # where the digits of a run of pairs summing to base-1 sit
+
+
+def _plant_run(rng, base, da, db, p, span, carry_in: bool, split: str = "mixed"):
   """Digits p..p+span of da, db (in place): a pair at p that makes a carry (carry_in) or one
   that cannot pass one on (its digits sum to base-2 or less), and `span` pairs above it that
-  each sum to base-1, their digits split at random between a and b."""
+  each sum to base-1, their digits split at random between a and b ('mixed'), or all base-1
+  in a ('a') or in b ('b') with zeros in the other."""
   if carry_in:
     da[p] = rng.integers(1, base)
     db[p] = rng.integers(base - da[p], base)  # da[p] + db[p] >= base: a carry out of p
   else:
     da[p] = rng.integers(0, base - 1)
     db[p] = rng.integers(0, base - 1 - da[p])  # da[p] + db[p] <= base - 2: none out of p
-  da[p + 1 : p + span + 1] = rng.integers(0, base, span)
+  top = {"a": base - 1, "b": 0}.get(split)
+  da[p + 1 : p + span + 1] = rng.integers(0, base, span) if top is None else top
   db[p + 1 : p + span + 1] = base - 1 - da[p + 1 : p + span + 1]
 
 
@@ -79,6 +84,23 @@ def planted_runs(rng, base: int, k: int, span: int, carry_in: bool, count: int) 
     top = p + span + 1
     if top < k and da[top] + db[top] == base - 1:
       db[top] = (db[top] + 1) % base  # the sum becomes base or a (< base-1 as db was base-1)
+    pairs.append((_number(da, base), _number(db, base)))
+  return pairs
+
+
+def whole_runs(rng, base: int, k: int, split: str, carry_in: bool, count: int) -> Pairs:
+  """k-digit operands whose pairs sum to base-1 from digit 1 to the top, split as `split` says
+  (SPLITS), above a lowest pair that makes a carry (carry_in) or cannot pass one. With a
+  carry every digit of the sum above the lowest is decided by that one pair, k - 1 digits
+  down: the longest carry a k-digit sum can ask for."""
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  if k < 2:
+    raise ValueError(f"a run above the lowest digit needs operands of 2 or more digits, got {k}")
+  pairs = []
+  for _ in range(count):
+    da, db = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    _plant_run(rng, base, da, db, 0, k - 1, carry_in, split)
     pairs.append((_number(da, base), _number(db, base)))
   return pairs
 

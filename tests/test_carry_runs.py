@@ -195,6 +195,55 @@ def test_run_sweep_scores_a_model_that_carries_only_a_few_digits():
     carry_runs.run_sweep(eval_step, None, task, mesh, [41], [20], 4, 4, 0)
 
 
+@pytest.mark.parametrize("base", [2, 4, 10])
+def test_whole_runs_span_the_number_above_the_lowest_pair(base):
+  k, rng = 12, np.random.default_rng(base)
+  digits = lambda x: [(x // base**i) % base for i in range(k)]
+  for split in probes.SPLITS:
+    for carry_in in (False, True):
+      pairs = probes.whole_runs(rng, base, k, split, carry_in, 20)
+      for a, b in pairs:
+        da, db = digits(a), digits(b)
+        assert max(a, b) < base**k and all(x + y == base - 1 for x, y in zip(da[1:], db[1:]))
+        assert (da[0] + db[0] >= base) == carry_in and (carry_in or da[0] + db[0] <= base - 2)
+        # with a carry the sum is the lowest digit, zeros, and a 1 at digit k
+        assert carry_in == ((a + b) // base == base ** (k - 1))
+        if split != "mixed":
+          assert set((da if split == "a" else db)[1:]) == {base - 1}
+          assert set((db if split == "a" else da)[1:]) == {0}
+  with pytest.raises(ValueError, match="split must be one of"):
+    probes.whole_runs(rng, base, k, "both", True, 1)
+  with pytest.raises(ValueError, match="needs operands of 2 or more digits"):
+    probes.whole_runs(rng, base, 1, "a", True, 1)
+
+
+def test_reach_finds_the_lowest_wrong_column_per_split_and_carry():
+  """A 'model' wrong in column 7 (and above) where the run is all in a and a carry enters it,
+  and in the top column where it is all in b and none enters: the reach says exactly that."""
+  task, mesh = tasks.get_task("badd"), parallel.make_mesh()
+
+  def answer(x_BxW, target_BxW):
+    a_BxK, b_BxK = carry_runs.operand_digits(x_BxW)
+    k = a_BxK.shape[1]
+    pred_BxW = target_BxW.copy()
+    in_a = (b_BxK[:, 1:] == 0).all(1) & (a_BxK[:, 0] + b_BxK[:, 0] == 2)
+    in_b = (a_BxK[:, 1:] == 0).all(1) & (a_BxK[:, 0] + b_BxK[:, 0] == 0)
+    pred_BxW[in_a, 7:k] = 3 - pred_BxW[in_a, 7:k]  # symbols 1, 2 are the digits 0, 1
+    pred_BxW[in_b, k] = 3 - pred_BxW[in_b, k]
+    return pred_BxW
+
+  got = carry_runs.reach(_answering(answer), None, task, mesh, [41, 61], 5, 4, 0)
+  assert len(got) == 12 and all(v.shape == (5,) for v in got.values())
+  for n, k in ((41, 20), (61, 30)):
+    assert got[(n, 1, "a")].tolist() == [7] * 5 and got[(n, 0, "b")].tolist() == [k] * 5
+    others = [key for key in got if key[0] == n and key not in ((n, 1, "a"), (n, 0, "b"))]
+    assert all((got[key] == -1).all() for key in others)
+  table = carry_runs.format_reach_table(got)
+  assert "     41       yes      a      5/5                         7       7" in table
+  assert "     61        no      b      5/5                        30      30" in table
+  assert table.count("0/5") == 8 and len(table.splitlines()) == 14
+
+
 def test_evaluate_prints_the_carry_run_tables_and_refuses_what_does_not_fit():
   proc = run_module(
     "ngpu_jax.tools.evaluate",
@@ -205,9 +254,14 @@ def test_evaluate_prints_the_carry_run_tables_and_refuses_what_does_not_fit():
     "--carry_runs",
     "--run_sweep=4,19",
     "--run_examples=8",
+    "--reach",
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  runs_table, sweep_table = proc.stdout.split("one planted run of exactly r pairs")
+  rest, reach_table = proc.stdout.split("the reach of the carries")
+  runs_table, sweep_table = rest.split("one planted run of exactly r pairs")
+  reach = [r.split() for r in reach_table.splitlines() if r.strip().startswith("41 ")]
+  assert [(r[1], r[2]) for r in reach] == [(c, s) for c in ("no", "yes") for s in probes.SPLITS]
+  assert all(r[3].endswith("/8") for r in reach)
   assert "by the longest run of digit pairs summing to base-1" in runs_table
   assert carry_runs.COLUMN_HEADING in runs_table and "     41  0 wrong in the answer" in runs_table
   line = next(r for r in runs_table.splitlines() if r.strip().startswith("41") and "no" in r)
@@ -221,3 +275,6 @@ def test_evaluate_prints_the_carry_run_tables_and_refuses_what_does_not_fit():
   proc = run_module("ngpu_jax.tools.evaluate", "--workdir=copy", "--carry_runs")
   assert proc.returncode != 0
   assert "--carry_runs: carry runs are defined for sums (badd, qadd, add), not copy" in proc.stderr
+  proc = run_module("ngpu_jax.tools.evaluate", "--workdir=copy", "--reach")
+  assert proc.returncode != 0
+  assert "--reach: carry runs are defined for sums (badd, qadd, add), not copy" in proc.stderr

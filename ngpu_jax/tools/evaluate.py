@@ -2,7 +2,7 @@
 
   python -m ngpu_jax.tools.evaluate --workdir=DIR --lengths=41,401,4001 [--examples=128]
       [--average_steps=1500,1650] [--columns] [--carry_runs] [--run_sweep=4,8,16,32]
-      [--with_dropout] [--float64] [--extra_steps=1,2]
+      [--reach] [--with_dropout] [--float64] [--extra_steps=1,2]
 
 prints a table and appends eval lines to DIR/metrics.jsonl. DIR may also be an exported model
 (WORKDIR/best, an export, or a shipped model by name: --workdir=badd); those are read-only
@@ -10,7 +10,8 @@ artifacts, so nothing is appended to them. With --average_steps it scores the me
 checkpoints' parameters, and its lines say so. --columns also
 prints where in the answer the errors sit; --carry_runs (sums) sorts the wrong answers by the
 longest run of digit pairs that pass a carry on, and --run_sweep scores problems holding one
-planted run of each given length, the reach of its carries; --with_dropout scores with the training's dropout
+planted run of each given length, and --reach problems whose pairs all sum to base-1, where
+the lowest wrong column is the reach of its carries; --with_dropout scores with the training's dropout
 on, and --float64 computes in float64; both print and append nothing. --extra_steps=E scores
 the same problems again, each run E steps past its length and read after the last (E blank
 columns after it, kept empty): whether the model holds an answer once computed (printed only;
@@ -78,7 +79,16 @@ def define_flags():
     "Sums only: also score problems with one planted run of exactly r digit pairs summing to "
     "base-1, for each r given, with and without a carry entering it (printed only).",
   )
-  flags.DEFINE_integer("run_examples", 32, "Problems per planted run length, carry and length.")
+  flags.DEFINE_integer(
+    "run_examples", 32, "Problems per planted run length (or --reach split), carry and length."
+  )
+  flags.DEFINE_boolean(
+    "reach",
+    False,
+    "Sums only: also score problems whose digit pairs all sum to base-1 above the lowest, the "
+    "run's digits all in a, all in b, or mixed, with and without a carry from the lowest pair; "
+    "per wrong problem its lowest wrong column, how far up its carries reach (printed only).",
+  )
   flags.DEFINE_boolean(
     "with_dropout",
     False,
@@ -136,6 +146,11 @@ def main(argv):
       carry_runs.check_runs(runs, lengths)
     except ValueError as e:
       console.fail(f"--run_sweep: {e}")
+  if f.reach:
+    try:
+      carry_runs.check_task(task)
+    except ValueError as e:
+      console.fail(f"--reach: {e}")
   bad = [n for n in lengths if n < task.min_length]
   if bad:
     console.fail(f"lengths {bad} are below the shortest {task.name} problem ({task.min_length})")
@@ -203,6 +218,13 @@ def main(argv):
       f.seed,
     )
     print(carry_runs.format_sweep_table(sweep))
+  if f.reach:
+    dropout_seed = f.seed if f.with_dropout else None
+    reach_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
+    whole = carry_runs.reach(
+      reach_step, params, task, loaded.mesh, lengths, f.run_examples, batch_size, f.seed
+    )
+    print(carry_runs.format_reach_table(whole))
   probe_results = {}
   if f.probe_examples > 0 and probes.families(task):
     probe_results = evaluation.evaluate_probes(
