@@ -201,6 +201,12 @@ def base(task: str) -> ml_collections.ConfigDict:
   c.eval.far_examples = 0
   c.eval.fresh = True  # new problems at every evaluation (False: the same ones each time)
   c.eval.batch_size = 64  # examples per forward pass (memory bound at long lengths)
+  # Sums: every far_every steps, how far the carries reach at this length (evaluate --reach:
+  # the lowest wrong column on pairs that all sum to base-1), a "reach" line per split and
+  # carry in metrics.jsonl. Random problems rarely hold a run past a dozen pairs, so this is
+  # the signal for the long-chain probes. 0: off.
+  c.eval.reach_length = 0
+  c.eval.reach_examples = 4  # per split and carry (the same problems at every evaluation)
 
   c.final_eval = ml_collections.ConfigDict()
   c.final_eval.lengths = (41, 401)  # evaluated once when training ends
@@ -544,6 +550,21 @@ def validate(c: ml_collections.ConfigDict) -> None:
   need(
     0.0 <= c.eval.far_gate <= 1.0,
     f"eval.far_gate: must be a sequence error in [0, 1], got {c.eval.far_gate!r}",
+  )
+  reach = c.eval.reach_length
+  need(
+    isinstance(reach, int) and (reach == 0 or (reach >= 5 and reach % 2 == 1)),
+    f"eval.reach_length: must be 0 (off) or an odd length >= 5 (operands of two digits or "
+    f"more), got {reach!r}",
+  )
+  need(
+    not reach or (c.task in tasks.ARITHMETIC and c.task.endswith("add")),
+    f"eval.reach_length: the reach of carries is measured on sums (badd, qadd, add), not "
+    f"{c.task!r}",
+  )
+  need(
+    isinstance(c.eval.reach_examples, int) and c.eval.reach_examples > 0,
+    f"eval.reach_examples: must be a positive whole number, got {c.eval.reach_examples!r}",
   )
   need(c.max_train_minutes >= 0, f"max_train_minutes: must be >= 0, got {c.max_train_minutes}")
   need(

@@ -19,6 +19,7 @@ import numpy as np
 
 from ngpu_jax import (
   best_model,
+  carry_runs,
   checkpoint,
   configlib,
   console,
@@ -226,6 +227,7 @@ class Compiled:
       else None
     )
     self.eval_step = steps.make_eval_step(config, mesh)
+    self.answer_step = steps.make_eval_step(config, mesh, answers=True)  # compiled when called
     self.adjust = steps.make_adjust(mesh)
     self.all_finite = steps.make_all_finite(mesh)
 
@@ -255,6 +257,7 @@ class _Run:
     )
     fns = compiled if compiled is not None else Compiled(config, self._optimizer, mesh)
     self._train_step, self._eval_step = fns.train_step, fns.eval_step
+    self._answer_step = fns.answer_step
     self._adjust, self._all_finite = fns.adjust, fns.all_finite
     self._restore()
     self.reporter.truncate_after(self.step)  # lines of a killed run's lost steps go
@@ -487,6 +490,39 @@ class _Run:
       self.reporter.write("eval", self.step, {"eval_length": length, **r, **extra})
     return results
 
+  def measure_reach(self) -> None:
+    """eval.reach_length: the lowest wrong column per split and carry (carry_runs.reach)."""
+    c = self.config
+    n = c.eval.reach_length
+    got = carry_runs.reach(
+      self._answer_step,
+      steps.eval_params(self.state),
+      self.task,
+      self.mesh,
+      [n],
+      c.eval.reach_examples,
+      c.eval.batch_size,
+      c.seed,
+    )
+    cells = []
+    for (_, carry_in, split), first_B in sorted(got.items()):
+      wrong_B = first_B[first_B >= 0]
+      lowest = int(wrong_B.min()) if wrong_B.size else None
+      self.reporter.write(
+        "reach",
+        self.step,
+        {
+          "reach_length": n,
+          "carry_in": bool(carry_in),
+          "split": split,
+          "wrong": int(wrong_B.size),
+          "examples": int(first_B.size),
+          "lowest_wrong_column": lowest,
+        },
+      )
+      cells.append(f"{split}{' after a carry' if carry_in else ''} {lowest or 'exact'}")
+    self._log(f"reach at length {n} (lowest wrong column): " + ", ".join(cells))
+
   def evaluate_probes(self, lengths, examples, seed) -> dict:
     if examples <= 0 or not probes.families(self.task):
       return {}
@@ -540,6 +576,8 @@ class _Run:
     results = dict(sorted(results.items()))
     front = evaluation.generalization_front(results)
     self.reporter.write("front", self.step, {"front": front, "lengths": sorted(results)})
+    if c.eval.reach_length and self.step % c.eval.far_every == 0:
+      self.measure_reach()
     self._log(
       f"eval at step {self.step}: "
       + ", ".join(f"len {n}: seq_err {r['seq_error']:.3f}" for n, r in results.items())

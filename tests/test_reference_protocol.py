@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ngpu_jax import (
+  carry_runs,
   configlib,
   data,
   evaluation,
@@ -14,6 +15,7 @@ from ngpu_jax import (
   model,
   optim,
   parallel,
+  probes,
   schedule,
   steps,
   tasks,
@@ -389,6 +391,37 @@ def test_far_lengths_and_the_generalization_front(tmp_path):
   with pytest.raises(ValueError, match="eval.far_every"):
     configlib.validate(tiny_config(**{"eval.far_every": 15, "eval.far_lengths": (12,)}))
   configlib.validate(tiny_config(**{"eval.far_every": 15}))  # no far lengths: not used
+
+
+def test_training_measures_the_reach_of_its_carries_every_far_every_steps(tmp_path):
+  config = tiny_config(**{"eval.reach_length": 21, "eval.far_every": 20, "eval.reach_examples": 3})
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  lines = [m for m in workdir_files.read_metrics(workdir) if m["kind"] == "reach"]
+  assert [(m["step"], m["carry_in"], m["split"]) for m in lines] == [
+    (20, c, s) for c in (False, True) for s in probes.SPLITS
+  ]
+  # the same numbers from the step-20 model, scored apart from training
+  loaded = loading.load_run(workdir)
+  answer_step = steps.make_eval_step(loaded.config, loaded.mesh, answers=True)
+  again = carry_runs.reach(
+    answer_step, loaded.params, loaded.task, loaded.mesh, [21], 3, 8, loaded.config.seed
+  )
+  for m in lines:
+    first_B = again[(21, int(m["carry_in"]), m["split"])]
+    wrong_B = first_B[first_B >= 0]
+    assert m["reach_length"] == 21 and m["examples"] == 3 and m["wrong"] == wrong_B.size
+    assert m["lowest_wrong_column"] == (int(wrong_B.min()) if wrong_B.size else None)
+  assert any(m["wrong"] for m in lines)  # 20 steps of a 4-map model do not carry
+  for bad, match in (
+    ({"eval.reach_length": 20}, "eval.reach_length: must be 0 .off. or an odd length >= 5"),
+    ({"eval.reach_length": 3}, "eval.reach_length: must be 0 .off. or an odd length >= 5"),
+    ({"eval.reach_examples": 0}, "eval.reach_examples: must be a positive whole number"),
+  ):
+    with pytest.raises(ValueError, match=match):
+      configlib.validate(tiny_config(**bad))
+  with pytest.raises(ValueError, match="measured on sums .badd, qadd, add., not 'copy'"):
+    configlib.validate(tiny_config("copy", **{"eval.reach_length": 21}))
 
 
 @pytest.mark.slow
