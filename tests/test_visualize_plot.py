@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ngpu_jax import inference, loading, model, train
+from ngpu_jax import inference, loading, model, probes, train
 from ngpu_jax.tools import plot, visualize
 
 from conftest import run_module, tiny_config
@@ -172,6 +172,25 @@ def test_plot_from_a_step_and_chosen_lengths(tmp_path):
     "ngpu_jax.tools.plot", run, "--from_step=20", "--lengths=41", f"--out={tmp_path / 'z.png'}"
   )
   assert proc.returncode == 0 and os.path.getsize(tmp_path / "z.png") > 0, proc.stderr[-2000:]
+
+
+def test_plot_draws_the_reach_of_the_carries_where_a_run_measured_it(tmp_path):
+  run = _fork_like_run(tmp_path / "fork")
+  assert len(plot.plot_runs([run], str(tmp_path / "no_reach.png")).axes) == 6
+  with open(os.path.join(run, "metrics.jsonl"), "a") as f:
+    for step, lowest in ((20, {("a", True): 30, ("mixed", False): 45}), (40, {})):
+      for carry_in in (False, True):
+        for split in probes.SPLITS:
+          col = lowest.get((split, carry_in))
+          line = {"step": step, "kind": "reach", "reach_length": 401, "carry_in": carry_in}
+          line |= {"split": split, "lowest_wrong_column": col, "wrong": int(col is not None)}
+          f.write(json.dumps(line) + "\n")
+  assert plot.read_reach(run, from_step=30) == [{"step": 40, "reach_length": 401, "reach": 201}]
+  fig = plot.plot_runs([run, _fork_like_run(tmp_path / "other")], str(tmp_path / "reach.png"))
+  ax_reach = fig.axes[6]
+  assert len(fig.axes) == 7 and "reach of the carries at length 401" in ax_reach.get_title()
+  (line,) = [ln for ln in ax_reach.get_lines() if len(ln.get_xdata())]  # the other has none
+  assert list(line.get_xdata()) == [20, 40] and list(line.get_ydata()) == [30, 201]
 
 
 def test_plot_command_and_missing_metrics(workdir, tmp_path):

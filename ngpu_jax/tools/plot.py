@@ -70,6 +70,22 @@ def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict], 
   return train, evals, fronts
 
 
+def read_reach(workdir: str, from_step: int = 0) -> list[dict]:
+  """Per step with `reach` lines (eval.reach_length), {step, reach_length, reach}: the lowest
+  wrong column least over the splits and carries, or the answer's width where all were right."""
+  by_step: dict[int, list[dict]] = {}
+  for m in workdir_files.read_metrics(workdir):
+    if m.get("kind") == "reach" and m["step"] >= from_step:
+      by_step.setdefault(m["step"], []).append(m)
+  out = []
+  for step, lines in sorted(by_step.items()):
+    n = lines[0]["reach_length"]
+    width = (n - 1) // 2 + 1  # the answer's columns: all right reaches the top
+    cols = [m["lowest_wrong_column"] for m in lines if m["lowest_wrong_column"] is not None]
+    out.append({"step": step, "reach_length": n, "reach": min(cols, default=width)})
+  return out
+
+
 def _names(workdirs: Sequence[str]) -> list[str]:
   """Basenames, or the paths as given where two runs share a basename."""
   base = [os.path.basename(os.path.normpath(w)) for w in workdirs]
@@ -95,12 +111,14 @@ def plot_runs(
 
   from_step: only steps from there on; lengths: only these evaluation lengths (all if empty).
   """
-  fig = Figure(figsize=(13, 12), layout="constrained")
+  runs = [read_run(w, from_step) for w in workdirs]  # every workdir checked before drawing
+  reaches = [read_reach(w, from_step) for w in workdirs]
+  rows = 4 if any(reaches) else 3
+  fig = Figure(figsize=(13, 4 * rows), layout="constrained")
   canvas = FigureCanvasAgg(fig)  # Agg: no display needed
   ext = os.path.splitext(out)[1].lstrip(".").lower()
   if ext not in canvas.get_supported_filetypes():
     raise PlotError(f"--out={out!r}: unknown image format {ext or '(none)'!r}; use .png")
-  runs = [read_run(w, from_step) for w in workdirs]  # every workdir checked before drawing
   if lengths:
     evaluated = {m["eval_length"] for _, evals, _ in runs for m in evals}
     missing = sorted(set(lengths) - evaluated)
@@ -113,7 +131,11 @@ def plot_runs(
       (train, [m for m in evals if m["eval_length"] in lengths], fronts)
       for train, evals, fronts in runs
     ]
-  ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = fig.subplots(3, 2, sharex=True).ravel()
+  axes = fig.subplots(rows, 2, sharex=True).ravel()
+  ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym = axes[:6]
+  ax_reach = axes[6] if rows == 4 else None
+  if ax_reach is not None:
+    fig.delaxes(axes[7])
   colors = itertools.cycle(f"C{i}" for i in range(10))
   # Colour says which run (one legend for the figure), line style which length (one legend
   # per evaluation panel), so the legends stay small however many runs are drawn.
@@ -124,8 +146,12 @@ def plot_runs(
       itertools.cycle(_LENGTH_STYLES),
     )
   }
-  for workdir, name, (train, evals, fronts), color in zip(workdirs, _names(workdirs), runs, colors):
+  for workdir, name, (train, evals, fronts), reach, color in zip(
+    workdirs, _names(workdirs), runs, reaches, colors
+  ):
     label = run_label(workdir, name)
+    if ax_reach is not None:
+      _plot(ax_reach, reach, "reach", color=color, marker="o")
     _plot(ax_loss, train, "loss", color=color, label=label)
     _plot(ax_len, train, "cur_length", color=color, drawstyle="steps-post")
     _plot(ax_train, train, "seq_error", color=color)
@@ -173,8 +199,21 @@ def plot_runs(
     title="evaluation symbol error per length (periodic)", ylabel="fraction wrong", ylim=(0, 1.05)
   )
   ax_sym.set_yscale("symlog", linthresh=1e-3)
-  for ax in (ax_front, ax_sym):
+  bottom = [ax_front, ax_sym]
+  if ax_reach is not None:
+    lengths_measured = sorted({m["reach_length"] for r in reaches for m in r})
+    ax_reach.set(
+      title=f"reach of the carries at length {', '.join(map(str, lengths_measured))}: lowest wrong"
+      " column\non runs as wide as the number (least over splits and carries;\nthe answer's"
+      " width where all were right)",
+      ylabel="column",
+      ylim=(0, None),
+    )
+    ax_reach.grid(alpha=0.3)
+    bottom.append(ax_reach)
+  for ax in bottom:
     ax.set_xlabel("training step")
+    ax.tick_params(labelbottom=True)  # shared x: the panels above the reach show their steps
   for ax in (ax_loss, ax_len, ax_train, ax_eval, ax_front, ax_sym):
     ax.grid(alpha=0.3)
   fig.legend(
