@@ -520,7 +520,9 @@ class _Run:
           "lowest_wrong_column": lowest,
         },
       )
-      cells.append(f"{split}{' after a carry' if carry_in else ''} {lowest or 'exact'}")
+      cells.append(
+        f"{split}{' after a carry' if carry_in else ''} {'exact' if lowest is None else lowest}"
+      )
     self._log(f"reach at length {n} (lowest wrong column): " + ", ".join(cells))
 
   def evaluate_probes(self, lengths, examples, seed) -> dict:
