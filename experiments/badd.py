@@ -40,7 +40,7 @@ All of that from step 0 in one run (--config.optim.min_lr_factor=0.57
 results/long/badd_reference_lr_floor0.57_ema0.9995_hard_mix0.1_seed1/): 31% of 128 fresh
 200-bit sums right at step 14,000, 82% at step 18,000 and 95.7% of 512 at step 33,000
 (211 minutes), where it stays; seed 0 under it like its plain run to step 35,000 (exact to 61,
-10-36% of 81 wrong, every 401 wrong; 157 minutes). With
+10-39% of 81 wrong, every 401 wrong; 157 minutes). With
 the no-carry chains named too from step 28,000 (--config.hard_families=..., docs/findings.md):
 98.05% of 512 200-bit sums right at step 33,000 and 99.22% at step 50,000 (339 minutes), the
 long chains at 401 all wrong; 30% hard cases from step 36,000 (--config.hard_mix=0.3) learn the
