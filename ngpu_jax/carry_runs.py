@@ -29,9 +29,14 @@ COLUMN_HEADING = (
 )
 
 
+def is_sum(task_name: str) -> bool:
+  """Whether carry runs are defined for the task: the sums (badd, qadd, add)."""
+  return task_name in tasks.ARITHMETIC and task_name.endswith("add")
+
+
 def check_task(task: tasks.Task) -> int:
   """The task's base; a ValueError for a task that is not a sum."""
-  if task.name not in tasks.ARITHMETIC or not task.name.endswith("add"):
+  if not is_sum(task.name):
     raise ValueError(f"carry runs are defined for sums (badd, qadd, add), not {task.name}")
   return probes.base_of(task)
 
@@ -229,6 +234,12 @@ def first_wrong_columns(rows) -> np.ndarray:
   return np.asarray(firsts, np.int64)
 
 
+def lowest_wrong(first_B: np.ndarray) -> tuple[int, int | None]:
+  """(problems wrong, the lowest of their lowest wrong columns or None) of first_wrong_columns."""
+  wrong_B = first_B[first_B >= 0]
+  return int(wrong_B.size), (int(wrong_B.min()) if wrong_B.size else None)
+
+
 def reach(
   eval_step,
   params,
@@ -271,10 +282,11 @@ def format_reach_table(results: dict[tuple[int, int, str], np.ndarray]) -> str:
   for (n, carry_in, split), first_B in sorted(
     results.items(), key=lambda kv: (kv[0][0], kv[0][1], probes.SPLITS.index(kv[0][2]))
   ):
-    wrong_B = first_B[first_B >= 0]
-    cols = f"{wrong_B.min():>24}  {int(np.median(wrong_B)):>6}" if wrong_B.size else f"{'-':>24}"
+    wrong, lowest = lowest_wrong(first_B)
+    median = int(np.median(first_B[first_B >= 0])) if wrong else None
+    cols = f"{lowest:>24}  {median:>6}" if wrong else f"{'-':>24}"
     rows.append(
       f"{n:>7}  {('yes' if carry_in else 'no'):>8}  {split:>5}  "
-      f"{f'{wrong_B.size}/{first_B.size}':>7}  {cols}"
+      f"{f'{wrong}/{first_B.size}':>7}  {cols}"
     )
   return "\n".join(rows)

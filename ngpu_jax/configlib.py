@@ -290,6 +290,7 @@ def get_config_for(task: str, arg: str | None) -> ml_collections.ConfigDict:
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ValueError with one line per problem, before anything is compiled."""
   from ngpu_jax import (  # pylint: disable=g-import-not-at-top
+    carry_runs,
     cgru,
     data,
     optim,
@@ -558,7 +559,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     f"more), got {reach!r}",
   )
   need(
-    not reach or (c.task in tasks.ARITHMETIC and c.task.endswith("add")),
+    not reach or carry_runs.is_sum(c.task),
     f"eval.reach_length: the reach of carries is measured on sums (badd, qadd, add), not "
     f"{c.task!r}",
   )

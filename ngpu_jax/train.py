@@ -506,8 +506,7 @@ class _Run:
     )
     cells = []
     for (_, carry_in, split), first_B in sorted(got.items()):
-      wrong_B = first_B[first_B >= 0]
-      lowest = int(wrong_B.min()) if wrong_B.size else None
+      wrong, lowest = carry_runs.lowest_wrong(first_B)
       self.reporter.write(
         "reach",
         self.step,
@@ -515,7 +514,7 @@ class _Run:
           "reach_length": n,
           "carry_in": bool(carry_in),
           "split": split,
-          "wrong": int(wrong_B.size),
+          "wrong": wrong,
           "examples": int(first_B.size),
           "lowest_wrong_column": lowest,
         },

@@ -159,10 +159,12 @@ def main(argv):
   rows = {} if f.columns or f.carry_runs else None
   if f.with_dropout:
     eval_step = steps.make_eval_step(config, loaded.mesh, dropout_seed=f.seed)
-  table_step = eval_step
-  if rows is not None:
+  # One step that also returns the answers, for the diagnoses and --reach alike (one compile).
+  answer_step = None
+  if rows is not None or f.reach:
     dropout_seed = f.seed if f.with_dropout else None
-    table_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
+    answer_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
+  table_step = eval_step if rows is None else answer_step
 
   def score(step, answers, extra_steps=0):  # the same fresh problems for every table
     return evaluation.evaluate_lengths(
@@ -219,10 +221,8 @@ def main(argv):
     )
     print(carry_runs.format_sweep_table(sweep))
   if f.reach:
-    dropout_seed = f.seed if f.with_dropout else None
-    reach_step = steps.make_eval_step(config, loaded.mesh, dropout_seed, answers=True)
     whole = carry_runs.reach(
-      reach_step, params, task, loaded.mesh, lengths, f.run_examples, batch_size, f.seed
+      answer_step, params, task, loaded.mesh, lengths, f.run_examples, batch_size, f.seed
     )
     print(carry_runs.format_reach_table(whole))
   probe_results = {}

@@ -43,18 +43,27 @@ def run_label(workdir: str, name: str | None = None) -> str:
     return label
 
 
-def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
-  """(train, eval, generalization-front lines) from from_step on, each by step.
-
-  PlotError naming the workdir if it has no train or eval lines there.
-  """
+def _read_lines(workdir: str, from_step: int) -> list[dict]:
+  """The metrics lines from from_step on; PlotError naming the workdir if unreadable."""
   if not os.path.isdir(workdir):
     raise PlotError(f"{workdir}: no such run directory")
   try:
     lines = workdir_files.read_metrics(workdir)
   except (OSError, ValueError) as e:
     raise PlotError(f"{workdir}: unreadable metrics.jsonl: {e}") from None
-  lines = [m for m in lines if m.get("step", 0) >= from_step]
+  return [m for m in lines if m.get("step", 0) >= from_step]
+
+
+def read_run(
+  workdir: str, from_step: int = 0, lines: list[dict] | None = None
+) -> tuple[list[dict], list[dict], list[dict]]:
+  """(train, eval, generalization-front lines) from from_step on, each by step.
+
+  lines: the run's metrics lines from from_step on, if already read. PlotError naming the
+  workdir if it has no train or eval lines there.
+  """
+  if lines is None:
+    lines = _read_lines(workdir, from_step)
   train = sorted((m for m in lines if m.get("kind") == "train"), key=lambda m: m["step"])
   # Random-problem evaluations only: hard-case probe lines have tables of their own.
   evals = sorted(
@@ -70,12 +79,15 @@ def read_run(workdir: str, from_step: int = 0) -> tuple[list[dict], list[dict], 
   return train, evals, fronts
 
 
-def read_reach(workdir: str, from_step: int = 0) -> list[dict]:
+def read_reach(workdir: str, from_step: int = 0, lines: list[dict] | None = None) -> list[dict]:
   """Per step with `reach` lines (eval.reach_length), {step, reach_length, reach}: the lowest
-  wrong column least over the splits and carries, or the answer's width where all were right."""
+  wrong column least over the splits and carries, or the answer's width where all were right.
+  lines: as for read_run."""
+  if lines is None:
+    lines = _read_lines(workdir, from_step)
   by_step: dict[int, list[dict]] = {}
-  for m in workdir_files.read_metrics(workdir):
-    if m.get("kind") == "reach" and m["step"] >= from_step:
+  for m in lines:
+    if m.get("kind") == "reach":
       by_step.setdefault(m["step"], []).append(m)
   out = []
   for step, lines in sorted(by_step.items()):
@@ -111,8 +123,9 @@ def plot_runs(
 
   from_step: only steps from there on; lengths: only these evaluation lengths (all if empty).
   """
-  runs = [read_run(w, from_step) for w in workdirs]  # every workdir checked before drawing
-  reaches = [read_reach(w, from_step) for w in workdirs]
+  lines = [_read_lines(w, from_step) for w in workdirs]  # each metrics.jsonl read once
+  runs = [read_run(w, from_step, ls) for w, ls in zip(workdirs, lines)]  # all checked first
+  reaches = [read_reach(w, from_step, ls) for w, ls in zip(workdirs, lines)]
   rows = 4 if any(reaches) else 3
   fig = Figure(figsize=(13, 4 * rows), layout="constrained")
   canvas = FigureCanvasAgg(fig)  # Agg: no display needed
